@@ -1,0 +1,70 @@
+"""Paths, environment variables and the named rule parameters.
+
+Every rule parameter that is not per-activity (those live in ``catalog/activities.csv``) is a
+named constant here, with the rule of ``shared/domain/rules.md`` it comes from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = PROJECT_ROOT / "sql"
+CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
+
+ENV_LANDING = "OBSERVANCE_LANDING"
+ENV_WAREHOUSE = "OBSERVANCE_WAREHOUSE"
+ENV_AS_OF = "OBSERVANCE_AS_OF"
+DEFAULT_LANDING = Path("data/landing")
+DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
+DEFAULT_REPORT = Path("data/report.html")
+
+# R1 — all day-level logic uses the civil date in this time zone.
+LOCAL_TIMEZONE = "Europe/Paris"
+PARIS = ZoneInfo(LOCAL_TIMEZONE)
+
+# R2 — a billing period lasts this many days, date to date (GUIDE §5/§7).
+PERIOD_DAYS = 30
+# R4 — a period is insufficient when completeness is strictly below this share.
+SUFFICIENCY_THRESHOLD = 0.5
+# R7 — longest prescription (days) before it is a data-quality error and capped.
+PRESCRIPTION_MAX_DAYS = 365
+# R7 — longest trial prescription (days), ODYSIGHT §IV.1.c "3 mois au maximum".
+TRIAL_MAX_DAYS = 92
+# R10 — at most this many consecutive monthly forfaits in one claim (GUIDE §7).
+CLAIM_MAX_PERIODS = 6
+# R10 — share paid by the AMO for a patient without ALD exoneration (ticket modérateur 40 %).
+AMO_SHARE_WITHOUT_ALD = "0.60"
+
+
+def today_paris() -> date:
+    """Today's civil date in Europe/Paris (the default ``--as-of``)."""
+    return datetime.now(PARIS).date()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline reads and writes, and the evaluation date."""
+
+    landing: Path
+    warehouse: Path
+    as_of: date
+
+    @classmethod
+    def from_env(
+        cls,
+        landing: Path | str | None = None,
+        warehouse: Path | str | None = None,
+        as_of: date | str | None = None,
+    ) -> Settings:
+        """Explicit values win, then the contract's environment variables, then the defaults."""
+        landing = Path(landing or os.environ.get(ENV_LANDING) or DEFAULT_LANDING)
+        warehouse = Path(warehouse or os.environ.get(ENV_WAREHOUSE) or DEFAULT_WAREHOUSE)
+        as_of = as_of or os.environ.get(ENV_AS_OF) or today_paris()
+        if isinstance(as_of, str):
+            as_of = date.fromisoformat(as_of)
+        return cls(landing=landing, warehouse=warehouse, as_of=as_of)

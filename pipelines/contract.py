@@ -1,0 +1,77 @@
+"""The input contract (shared/contract.md) as data: landing kinds, fields, formats, reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Fields of each landing kind, in contract order. Every field arrives as text and is typed by
+# sql/ingest/validate_<kind>.sql, which also decides the quarantine reason.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "transmissions": (
+        "transmission_id",
+        "exploitant_id",
+        "activity_code",
+        "patient_id",
+        "measure_type",
+        "eye",
+        "measured_at",
+        "received_at",
+        "value",
+        "unit",
+        "distance_cm",
+        "ambient_lux",
+    ),
+    "enrollments": (
+        "enrollment_id",
+        "patient_id",
+        "activity_code",
+        "exploitant_id",
+        "operator_id",
+        "start_date",
+        "end_date",
+        "end_reason",
+        "ald",
+    ),
+    "prescriptions": ("prescription_id", "enrollment_id", "kind", "valid_from", "valid_until"),
+}
+KINDS = tuple(FIELDS)
+
+# File name endings read in the landing folder, and the reader each one uses.
+FORMATS: dict[str, str] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    meaning: str
+
+
+# One code per failure kind; a row gets the first that applies, in this order.
+QUARANTINE_REASONS: tuple[Reason, ...] = (
+    Reason("malformed_record", "the record cannot be parsed (broken JSON, wrong CSV columns)"),
+    Reason("missing_field", "a required field is absent or empty"),
+    Reason("timestamp_without_offset", "a timestamp has no UTC offset (R1: never guessed)"),
+    Reason("bad_type", "a field does not parse as its type (number, date, timestamp, boolean)"),
+    Reason("unknown_activity", "activity_code is not in the catalog"),
+    Reason("invalid_eye", "eye is not OD or OS, or missing on an eye test"),
+    Reason("invalid_kind", "prescription kind is not trial, initial or renewal"),
+    Reason("conflicting_duplicate", "same key as a row already kept, with a different payload"),
+)
+REASON_CODES = tuple(reason.code for reason in QUARANTINE_REASONS)
+
+
+def format_of(name: str) -> str | None:
+    """The reader for a file name, or None when the pipeline does not read that kind of file."""
+    lowered = name.lower()
+    for ending, fmt in sorted(FORMATS.items(), key=lambda item: -len(item[0])):
+        if lowered.endswith(ending):
+            return fmt
+    return None

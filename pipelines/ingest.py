@@ -1,0 +1,367 @@
+"""Landing files -> ``raw.*`` and ``ops.*``: validated, de-duplicated, nothing silently lost.
+
+Every file under ``<landing>/<kind>/`` is identified by its content hash and read once. Each row
+read ends up in exactly one place: loaded into ``raw.<kind>``, quarantined in ``ops.quarantine``
+with a reason code, or counted as a duplicate; ``ops.ingested_files`` holds the reconciliation
+per file. Files are loaded in batches, one transaction per batch: a run stopped in the middle
+leaves no partial file, and running again gives the same warehouse.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from pipelines import contract
+from pipelines.warehouse import run_sql, scalar, sql_text, table_exists
+
+log = logging.getLogger(__name__)
+
+# Files are read and committed in batches of about this many bytes on disk: large enough to keep
+# the per-batch de-duplication cheap, small enough to bound memory.
+BATCH_BYTES = 512 * 1024 * 1024
+# Keys of the de-duplication, and whether a new payload for a known key is a new version.
+DEDUP = {
+    "transmissions": (("exploitant_id", "transmission_id"), False),
+    "enrollments": (("enrollment_id",), True),
+    "prescriptions": (("prescription_id",), True),
+}
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    kind: str
+    path: Path
+    relpath: str
+    fmt: str | None
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class KindSummary:
+    files_new: int = 0
+    files_skipped: int = 0
+    files_unreadable: int = 0
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    duplicates_skipped: int = 0
+
+
+@dataclass
+class IngestSummary:
+    kinds: dict[str, KindSummary] = field(default_factory=dict)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(summary, name) for summary in self.kinds.values())
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def discover(landing: Path, kind: str) -> list[LandingFile]:
+    """Every regular file under ``<landing>/<kind>/``, in path order (arrival folders sort)."""
+    root = landing / kind
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.name.startswith("."):
+            continue
+        stat = path.stat()
+        found.append(
+            LandingFile(
+                kind=kind,
+                path=path,
+                relpath=path.relative_to(landing).as_posix(),
+                fmt=contract.format_of(path.name),
+                size=stat.st_size,
+                mtime_ns=stat.st_mtime_ns,
+            )
+        )
+    return found
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    kinds: Iterable[str] = contract.KINDS,
+    batch_bytes: int = BATCH_BYTES,
+    progress: Progress | None = None,
+) -> IngestSummary:
+    """Ingest every new landing file of ``kinds``; returns what was read and where it went."""
+    if not table_exists(con, "ref.activities"):
+        raise RuntimeError("ref.activities is missing: load the catalog (reference asset) first")
+    run_sql(con, "ingest/schema")
+    summary = IngestSummary()
+    for kind in kinds:
+        summary.kinds[kind] = _ingest_kind(con, landing, kind, batch_bytes, progress)
+    return summary
+
+
+def _ingest_kind(
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    kind: str,
+    batch_bytes: int,
+    progress: Progress | None,
+) -> KindSummary:
+    summary = KindSummary()
+    seen = {
+        (path, size, mtime)
+        for path, size, mtime in con.execute(
+            "SELECT path, size_bytes, mtime_ns FROM ops.ingested_files WHERE kind = ?", [kind]
+        ).fetchall()
+    }
+    candidates = [
+        f for f in discover(landing, kind) if (f.relpath, f.size, f.mtime_ns) not in seen
+    ]
+    summary.files_skipped = len(seen)
+    done = 0
+    for batch in _batches(candidates, batch_bytes):
+        con.begin()
+        try:
+            _load_batch(con, kind, batch, summary)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        done += len(batch)
+        if progress:
+            progress(kind, done, len(candidates))
+    return summary
+
+
+def _batches(files: list[LandingFile], batch_bytes: int) -> Iterable[list[LandingFile]]:
+    batch: list[LandingFile] = []
+    size = 0
+    for f in files:
+        if batch and size + f.size > batch_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(f)
+        size += f.size
+    if batch:
+        yield batch
+
+
+def _load_batch(
+    con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFile], summary: KindSummary
+) -> None:
+    fields = contract.FIELDS[kind]
+    columns = ", ".join(f"{name} VARCHAR" for name in fields)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE landing_batch (file_id INTEGER, source_file VARCHAR, "
+        f"row_number BIGINT, raw VARCHAR, parse_error VARCHAR, {columns})"
+    )
+    known_hashes = dict(
+        con.execute(
+            "SELECT content_hash, min(file_id) FROM ops.ingested_files "
+            "WHERE content_hash IS NOT NULL AND status = 'ingested' GROUP BY ALL"
+        ).fetchall()
+    )
+    file_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM ops.ingested_files")
+    jsonl_parts: list[pa.Table] = []
+    for f in files:
+        data = f.path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        status, error, same_as = "ingested", None, known_hashes.get(digest)
+        if f.fmt is None:
+            status, error = "unsupported", "file type not read (see docs/contract.md)"
+        elif same_as is not None:
+            status = "same_content"
+        else:
+            try:
+                part = _read(con, f, data, file_id)
+                if part is not None:
+                    jsonl_parts.append(part)
+                known_hashes[digest] = file_id
+            except (OSError, EOFError, pa.ArrowException, duckdb.Error, ValueError) as exc:
+                status, error = "unreadable", f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("landing file %s could not be read: %s", f.relpath, error)
+        con.execute(
+            "INSERT INTO ops.ingested_files VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
+            [file_id, kind, f.relpath, f.fmt, digest, f.size, f.mtime_ns, status, error,
+             same_as, datetime.now(UTC)],
+        )
+        summary.files_new += 1
+        summary.files_unreadable += status == "unreadable"
+        file_id += 1
+    if jsonl_parts:
+        con.register("jsonl_lines", pa.concat_tables(jsonl_parts))
+        try:
+            con.execute(_template("ingest/read_jsonl", kind))
+        finally:
+            con.unregister("jsonl_lines")
+    run_sql(con, f"ingest/validate_{kind}")
+    con.execute(_template("ingest/classify", kind))
+    con.execute(_template("ingest/record", kind))
+    counts = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'loaded'), "
+        "count(*) FILTER (WHERE status = 'quarantined'), "
+        "count(*) FILTER (WHERE status = 'duplicate') FROM classified"
+    ).fetchall()[0]
+    summary.rows_read += counts[0]
+    summary.rows_loaded += counts[1]
+    summary.rows_quarantined += counts[2]
+    summary.duplicates_skipped += counts[3]
+
+
+def _template(name: str, kind: str) -> str:
+    """An ingest SQL template filled with the contract's names for ``kind``."""
+    fields = contract.FIELDS[kind]
+    key, versioned = DEDUP[kind]
+    return sql_text(name).format(
+        kind=kind,
+        key=", ".join(key),
+        versioned="true" if versioned else "false",
+        paths=", ".join(f"'$.{name}'" for name in fields),
+        columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
+        field_list=", ".join(fields),
+        raw_fields=", ".join(f"{name} := b.{name}" for name in fields),
+    )
+
+
+def _read(
+    con: duckdb.DuckDBPyConnection, f: LandingFile, data: bytes, file_id: int
+) -> pa.Table | None:
+    """Put the rows of one file into ``landing_batch`` (JSON lines are returned, parsed later)."""
+    if f.fmt == "jsonl":
+        if f.path.name.lower().endswith(".gz"):
+            data = gzip.decompress(data)
+        return _jsonl_lines(data, file_id, f.relpath)
+    if f.fmt == "csv":
+        _insert_arrow(con, _read_csv(f), file_id, f.relpath)
+    elif f.fmt == "parquet":
+        _insert_parquet(con, f, file_id)
+    return None
+
+
+def _jsonl_lines(data: bytes, file_id: int, source_file: str) -> pa.Table:
+    """The lines of a JSON-lines file as an Arrow table, without a Python loop per line."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buffer == ord("\n")) + 1
+    if len(data) and data[-1:] != b"\n":
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    count = len(offsets) - 1
+    lines = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    errors = pa.nulls(count, pa.string())
+    try:
+        text = lines.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        text, errors = _decode_lines_one_by_one(lines)
+    return pa.table(
+        {
+            "file_id": pa.array(np.full(count, file_id, dtype=np.int32)),
+            "source_file": pa.repeat(pa.scalar(source_file, pa.string()), count),
+            "row_number": pa.array(np.arange(1, count + 1, dtype=np.int64)),
+            "raw": text,
+            "encoding_error": errors,
+        }
+    )
+
+
+def _decode_lines_one_by_one(lines: pa.LargeBinaryArray) -> tuple[pa.Array, pa.Array]:
+    """Slow path for a file with invalid UTF-8: such lines are kept, marked malformed."""
+    texts, errors = [], []
+    for value in lines.to_pylist():
+        try:
+            texts.append(value.decode("utf-8"))
+            errors.append(None)
+        except UnicodeDecodeError:
+            texts.append(value.decode("utf-8", errors="replace"))
+            errors.append("invalid UTF-8")
+    return pa.array(texts, pa.large_string()), pa.array(errors, pa.string())
+
+
+def _read_csv(f: LandingFile) -> pa.Table:
+    """A CSV file as text columns; rows with the wrong number of columns are kept as malformed."""
+    fields = list(contract.FIELDS[f.kind])
+
+    def read(use_threads: bool, bad: list) -> pa.Table:
+        def on_invalid(row) -> str:
+            bad.append((row.number, row.text))
+            return "skip"
+
+        return pacsv.read_csv(
+            f.path,
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in fields},
+                include_columns=fields,
+                include_missing_columns=True,
+                strings_can_be_null=True,
+            ),
+        )
+
+    bad: list = []
+    table = read(True, bad)
+    if bad:  # row numbers of bad rows are only known when reading on one thread
+        bad = []
+        table = read(False, bad)
+    # pyarrow numbers rows from 1 with the header as row 1; ours are data records from 1.
+    bad_numbers = [number - 1 for number, _ in bad]
+    total = table.num_rows + len(bad)
+    good_numbers = np.setdiff1d(np.arange(1, total + 1), np.array(bad_numbers, dtype=np.int64))
+    table = table.append_column("row_number", pa.array(good_numbers, pa.int64()))
+    table = table.append_column("raw", pa.nulls(table.num_rows, pa.string()))
+    table = table.append_column("parse_error", pa.nulls(table.num_rows, pa.string()))
+    if bad:
+        malformed = pa.table(
+            {name: pa.nulls(len(bad), pa.string()) for name in fields}
+            | {
+                "row_number": pa.array(bad_numbers, pa.int64()),
+                "raw": pa.array([text for _, text in bad], pa.string()),
+                "parse_error": pa.array(["wrong number of columns"] * len(bad), pa.string()),
+            }
+        )
+        table = pa.concat_tables([table, malformed.select(table.column_names)])
+    return table
+
+
+def _insert_arrow(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, file_id: int, source_file: str
+) -> None:
+    con.register("landing_file", table)
+    try:
+        con.execute(
+            "INSERT INTO landing_batch BY NAME SELECT ? AS file_id, ? AS source_file, * "
+            "FROM landing_file",
+            [file_id, source_file],
+        )
+    finally:
+        con.unregister("landing_file")
+
+
+def _insert_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, file_id: int) -> None:
+    present = {
+        row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)]).fetchall()
+    }
+    projection = ", ".join(
+        f'CAST("{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"
+        for name in contract.FIELDS[f.kind]
+    )
+    con.execute(
+        f"INSERT INTO landing_batch BY NAME SELECT ? AS file_id, ? AS source_file, "
+        f"file_row_number + 1 AS row_number, {projection} "
+        f"FROM read_parquet(?, file_row_number = true)",
+        [file_id, f.relpath, str(f.path)],
+    )

@@ -1,0 +1,125 @@
+"""The DuckDB warehouse: connections, the single-writer lock, schemas and the SQL runner.
+
+DuckDB lets one process write at a time. Writers take an exclusive file lock next to the
+warehouse (``<warehouse>.lock``) for the whole unit of work, so two runs started together wait
+for each other instead of failing or interleaving. Readers (report, notebooks, export) open the
+file read-only and never take the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from pipelines import config
+
+SCHEMAS = ("ref", "raw", "ops", "staging", "marts")
+# A DuckDB file opened read-write by another process cannot be opened at all for a moment;
+# read-only openers retry for this long before giving up.
+READ_ONLY_RETRY_SECONDS = 60.0
+MEMORY_LIMIT = "4GB"
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
+    # Timestamps are instants; SQL never relies on the session zone (R1 uses ref.paris_offsets).
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+
+
+@contextmanager
+def write_lock(warehouse: Path) -> Iterator[None]:
+    """Hold the exclusive writer lock of ``warehouse`` (blocks until it is free)."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = warehouse.with_name(warehouse.name + ".lock")
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def writer(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection, held under the writer lock, with the schemas in place."""
+    with write_lock(warehouse):
+        con = duckdb.connect(str(warehouse))
+        try:
+            _configure(con)
+            for schema in SCHEMAS:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def reader(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection (analysts, report, export): it can never change the warehouse."""
+    if not warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {warehouse}: run `observance run` first")
+    deadline = time.monotonic() + READ_ONLY_RETRY_SECONDS
+    while True:
+        try:
+            con = duckdb.connect(str(warehouse), read_only=True)
+            break
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def sql_text(name: str) -> str:
+    """The text of ``sql/<name>.sql``."""
+    return (config.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Run every statement of ``sql/<name>.sql`` (parameters come from ``set_parameters``)."""
+    con.execute(sql_text(name))
+
+
+def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Expose the evaluation date and the named rule constants to SQL as variables."""
+    values = {
+        "as_of": as_of,
+        "period_days": config.PERIOD_DAYS,
+        "sufficiency_threshold": config.SUFFICIENCY_THRESHOLD,
+        "prescription_max_days": config.PRESCRIPTION_MAX_DAYS,
+        "trial_max_days": config.TRIAL_MAX_DAYS,
+        "claim_max_periods": config.CLAIM_MAX_PERIODS,
+    }
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None):
+    """The single value of a query (fetched whole: DuckDB keeps unfinished results open)."""
+    rows = con.execute(query, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(
+        scalar(
+            con,
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [schema, table],
+        )
+    )
+
+
+def row_count(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
+    return scalar(con, f"SELECT count(*) FROM {qualified}") if table_exists(con, qualified) else 0

@@ -1,0 +1,19 @@
+-- JSON lines -> landing_batch. `jsonl_lines(file_id, source_file, row_number, raw)` is the
+-- registered Arrow table of the batch's lines; {paths} and {columns} come from the contract.
+-- ({{ }} are literal braces of this template.) A line that is not a JSON object is kept whole with parse_error set (-> malformed_record).
+INSERT INTO landing_batch BY NAME
+SELECT
+    file_id,
+    source_file,
+    row_number,
+    rtrim(raw, E' \t\r\n') AS raw,
+    CASE
+        WHEN encoding_error IS NOT NULL THEN encoding_error
+        WHEN fields IS NULL OR NOT starts_with(ltrim(raw, E' \t'), '{{') THEN 'not a JSON object'
+    END AS parse_error,
+    {columns}
+FROM (
+    SELECT *, try(json_extract_string(raw, [{paths}])) AS fields
+    FROM jsonl_lines
+    WHERE trim(raw, E' \t\r\n') <> ''
+);

@@ -1,0 +1,79 @@
+-- Tables of the ingestion layer (contract: raw.*, ops.*). Created once, never dropped by a run.
+
+CREATE TABLE IF NOT EXISTS ops.ingested_files (
+    file_id               INTEGER PRIMARY KEY,
+    kind                  VARCHAR NOT NULL,      -- transmissions | enrollments | prescriptions
+    path                  VARCHAR NOT NULL,      -- relative to the landing folder
+    format                VARCHAR,               -- jsonl | csv | parquet (null: not read)
+    content_hash          VARCHAR,               -- sha256 of the file's bytes
+    size_bytes            BIGINT NOT NULL,
+    mtime_ns              BIGINT NOT NULL,
+    status                VARCHAR NOT NULL,      -- ingested | same_content | unreadable | unsupported
+    error                 VARCHAR,               -- why a file was not read
+    same_content_as       INTEGER,               -- file_id already holding the same bytes
+    rows_read             BIGINT NOT NULL,
+    rows_loaded           BIGINT NOT NULL,
+    rows_quarantined      BIGINT NOT NULL,
+    duplicates_skipped    BIGINT NOT NULL,
+    ingested_at           TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ops.quarantine (
+    file_id        INTEGER NOT NULL,
+    source_file    VARCHAR NOT NULL,
+    kind           VARCHAR NOT NULL,
+    row_number     BIGINT NOT NULL,   -- 1-based record number in the file (JSONL: line number)
+    reason         VARCHAR NOT NULL,  -- see pipelines/contract.py QUARANTINE_REASONS
+    detail         VARCHAR,           -- which field, or which row it conflicts with
+    raw_record     VARCHAR,           -- the record as read, as text
+    quarantined_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS raw.transmissions (
+    transmission_id VARCHAR NOT NULL,
+    exploitant_id   VARCHAR NOT NULL,
+    activity_code   VARCHAR NOT NULL,
+    patient_id      VARCHAR NOT NULL,
+    measure_type    VARCHAR NOT NULL,
+    eye             VARCHAR,
+    measured_at     TIMESTAMPTZ NOT NULL,
+    received_at     TIMESTAMPTZ,
+    value           DOUBLE,
+    unit            VARCHAR,
+    distance_cm     DOUBLE,
+    ambient_lux     DOUBLE,
+    payload_hash    UBIGINT NOT NULL,
+    file_id         INTEGER NOT NULL,
+    source_file     VARCHAR NOT NULL,
+    row_number      BIGINT NOT NULL
+);
+
+-- Enrollments and prescriptions are snapshots: a re-sent row with new content (an end date now
+-- known) is a new version; staging keeps the latest version (highest file_id, row_number).
+CREATE TABLE IF NOT EXISTS raw.enrollments (
+    enrollment_id VARCHAR NOT NULL,
+    patient_id    VARCHAR NOT NULL,
+    activity_code VARCHAR NOT NULL,
+    exploitant_id VARCHAR NOT NULL,
+    operator_id   VARCHAR NOT NULL,
+    start_date    DATE NOT NULL,
+    end_date      DATE,
+    end_reason    VARCHAR,
+    ald           BOOLEAN NOT NULL,
+    payload_hash  UBIGINT NOT NULL,
+    file_id       INTEGER NOT NULL,
+    source_file   VARCHAR NOT NULL,
+    row_number    BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS raw.prescriptions (
+    prescription_id VARCHAR NOT NULL,
+    enrollment_id   VARCHAR NOT NULL,
+    kind            VARCHAR NOT NULL,
+    valid_from      DATE NOT NULL,
+    valid_until     DATE NOT NULL,
+    payload_hash    UBIGINT NOT NULL,
+    file_id         INTEGER NOT NULL,
+    source_file     VARCHAR NOT NULL,
+    row_number      BIGINT NOT NULL
+);

@@ -1,0 +1,61 @@
+-- The contract's enrollment fields, typed; each bad row gets its reason.
+-- An end date before the start date is loaded and reported as a data-quality finding (R2).
+CREATE OR REPLACE TEMP TABLE validated AS
+WITH cleaned AS (
+    SELECT
+        file_id, source_file, row_number, raw, parse_error,
+        nullif(trim(enrollment_id), '') AS enrollment_id,
+        nullif(trim(patient_id), '') AS patient_id,
+        nullif(trim(activity_code), '') AS activity_code,
+        nullif(trim(exploitant_id), '') AS exploitant_id,
+        nullif(trim(operator_id), '') AS operator_id,
+        nullif(trim(start_date), '') AS start_text,
+        nullif(trim(end_date), '') AS end_text,
+        lower(nullif(trim(end_reason), '')) AS end_reason,
+        lower(nullif(trim(ald), '')) AS ald_text
+    FROM landing_batch
+),
+typed AS (
+    SELECT c.*,
+        try_cast(start_text AS DATE) AS start_date,
+        try_cast(end_text AS DATE) AS end_date,
+        try_cast(ald_text AS BOOLEAN) AS ald,
+        a.activity_code IS NOT NULL AS known_activity
+    FROM cleaned c
+    LEFT JOIN ref.activities a USING (activity_code)
+),
+judged AS (
+    SELECT *,
+        concat_ws(', ',
+            CASE WHEN enrollment_id IS NULL THEN 'enrollment_id' END,
+            CASE WHEN patient_id IS NULL THEN 'patient_id' END,
+            CASE WHEN activity_code IS NULL THEN 'activity_code' END,
+            CASE WHEN exploitant_id IS NULL THEN 'exploitant_id' END,
+            CASE WHEN operator_id IS NULL THEN 'operator_id' END,
+            CASE WHEN start_text IS NULL THEN 'start_date' END,
+            CASE WHEN ald_text IS NULL THEN 'ald' END) AS missing,
+        concat_ws(', ',
+            CASE WHEN start_date IS NULL THEN 'start_date' END,
+            CASE WHEN end_text IS NOT NULL AND end_date IS NULL THEN 'end_date' END,
+            CASE WHEN ald IS NULL THEN 'ald' END) AS badly_typed
+    FROM typed
+)
+SELECT
+    file_id, source_file, row_number, raw,
+    enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
+    start_date, end_date, end_reason, ald,
+    hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
+         end_reason, ald) AS payload_hash,
+    CASE
+        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN missing <> '' THEN 'missing_field'
+        WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN NOT known_activity THEN 'unknown_activity'
+    END AS reason,
+    CASE
+        WHEN parse_error IS NOT NULL THEN parse_error
+        WHEN missing <> '' THEN missing
+        WHEN badly_typed <> '' THEN badly_typed
+        ELSE activity_code
+    END AS detail
+FROM judged;

@@ -1,0 +1,49 @@
+-- The contract's prescription fields, typed; each bad row gets its reason.
+-- Over-long prescriptions are loaded and reported and capped by the rules (R7), not here.
+CREATE OR REPLACE TEMP TABLE validated AS
+WITH cleaned AS (
+    SELECT
+        file_id, source_file, row_number, raw, parse_error,
+        nullif(trim(prescription_id), '') AS prescription_id,
+        nullif(trim(enrollment_id), '') AS enrollment_id,
+        lower(nullif(trim(kind), '')) AS kind,
+        nullif(trim(valid_from), '') AS from_text,
+        nullif(trim(valid_until), '') AS until_text
+    FROM landing_batch
+),
+typed AS (
+    SELECT *,
+        try_cast(from_text AS DATE) AS valid_from,
+        try_cast(until_text AS DATE) AS valid_until
+    FROM cleaned
+),
+judged AS (
+    SELECT *,
+        concat_ws(', ',
+            CASE WHEN prescription_id IS NULL THEN 'prescription_id' END,
+            CASE WHEN enrollment_id IS NULL THEN 'enrollment_id' END,
+            CASE WHEN kind IS NULL THEN 'kind' END,
+            CASE WHEN from_text IS NULL THEN 'valid_from' END,
+            CASE WHEN until_text IS NULL THEN 'valid_until' END) AS missing,
+        concat_ws(', ',
+            CASE WHEN valid_from IS NULL THEN 'valid_from' END,
+            CASE WHEN valid_until IS NULL THEN 'valid_until' END) AS badly_typed
+    FROM typed
+)
+SELECT
+    file_id, source_file, row_number, raw,
+    prescription_id, enrollment_id, kind, valid_from, valid_until,
+    hash(enrollment_id, kind, valid_from, valid_until) AS payload_hash,
+    CASE
+        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN missing <> '' THEN 'missing_field'
+        WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN kind NOT IN ('trial', 'initial', 'renewal') THEN 'invalid_kind'
+    END AS reason,
+    CASE
+        WHEN parse_error IS NOT NULL THEN parse_error
+        WHEN missing <> '' THEN missing
+        WHEN badly_typed <> '' THEN badly_typed
+        ELSE kind
+    END AS detail
+FROM judged;

@@ -1,0 +1,87 @@
+-- R1 and the contract: type every field of the batch and give each bad row its reason
+-- (the first that applies, in the order of pipelines/contract.py QUARANTINE_REASONS).
+CREATE OR REPLACE TEMP TABLE validated AS
+WITH cleaned AS (
+    SELECT
+        file_id, source_file, row_number, raw, parse_error,
+        nullif(trim(transmission_id), '') AS transmission_id,
+        nullif(trim(exploitant_id), '') AS exploitant_id,
+        nullif(trim(activity_code), '') AS activity_code,
+        nullif(trim(patient_id), '') AS patient_id,
+        nullif(trim(measure_type), '') AS measure_type,
+        upper(nullif(trim(eye), '')) AS eye,
+        nullif(trim(measured_at), '') AS measured_at_text,
+        nullif(trim(received_at), '') AS received_at_text,
+        nullif(trim(value), '') AS value_text,
+        nullif(trim(unit), '') AS unit,
+        nullif(trim(distance_cm), '') AS distance_text,
+        nullif(trim(ambient_lux), '') AS lux_text
+    FROM landing_batch
+),
+offsets AS (
+    SELECT *,
+        regexp_matches(measured_at_text, '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$') AS measured_has_offset,
+        regexp_matches(received_at_text, '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$') AS received_has_offset
+    FROM cleaned
+),
+typed AS (
+    SELECT o.*,
+        CASE WHEN measured_has_offset THEN try_cast(measured_at_text AS TIMESTAMPTZ) END AS measured_at,
+        CASE WHEN received_has_offset THEN try_cast(received_at_text AS TIMESTAMPTZ) END AS received_at,
+        try_cast(value_text AS DOUBLE) AS value,
+        try_cast(distance_text AS DOUBLE) AS distance_cm,
+        try_cast(lux_text AS DOUBLE) AS ambient_lux,
+        a.activity_code IS NOT NULL AS known_activity,
+        coalesce(m.needs_eye, false) AS needs_eye
+    FROM offsets o
+    LEFT JOIN ref.activities a USING (activity_code)
+    LEFT JOIN ref.activity_measures m USING (activity_code, measure_type)
+),
+judged AS (
+    SELECT *,
+        concat_ws(', ',
+            CASE WHEN transmission_id IS NULL THEN 'transmission_id' END,
+            CASE WHEN exploitant_id IS NULL THEN 'exploitant_id' END,
+            CASE WHEN activity_code IS NULL THEN 'activity_code' END,
+            CASE WHEN patient_id IS NULL THEN 'patient_id' END,
+            CASE WHEN measure_type IS NULL THEN 'measure_type' END,
+            CASE WHEN measured_at_text IS NULL THEN 'measured_at' END) AS missing,
+        concat_ws(', ',
+            CASE WHEN NOT measured_has_offset
+                  AND try_cast(measured_at_text AS TIMESTAMP) IS NOT NULL THEN 'measured_at' END,
+            CASE WHEN NOT received_has_offset
+                  AND try_cast(received_at_text AS TIMESTAMP) IS NOT NULL THEN 'received_at' END
+        ) AS naive,
+        concat_ws(', ',
+            CASE WHEN measured_at IS NULL THEN 'measured_at' END,
+            CASE WHEN received_at_text IS NOT NULL AND received_at IS NULL THEN 'received_at' END,
+            CASE WHEN value_text IS NOT NULL AND NOT coalesce(isfinite(value), false) THEN 'value' END,
+            CASE WHEN distance_text IS NOT NULL AND NOT coalesce(isfinite(distance_cm), false)
+                 THEN 'distance_cm' END,
+            CASE WHEN lux_text IS NOT NULL AND NOT coalesce(isfinite(ambient_lux), false)
+                 THEN 'ambient_lux' END) AS badly_typed
+    FROM typed
+)
+SELECT
+    file_id, source_file, row_number, raw,
+    transmission_id, exploitant_id, activity_code, patient_id, measure_type, eye,
+    measured_at, received_at, value, unit, distance_cm, ambient_lux,
+    hash(activity_code, patient_id, measure_type, eye, measured_at, value, unit,
+         distance_cm, ambient_lux) AS payload_hash,
+    CASE
+        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN missing <> '' THEN 'missing_field'
+        WHEN naive <> '' THEN 'timestamp_without_offset'
+        WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN NOT known_activity THEN 'unknown_activity'
+        WHEN (needs_eye AND eye IS NULL) OR eye NOT IN ('OD', 'OS') THEN 'invalid_eye'
+    END AS reason,
+    CASE
+        WHEN parse_error IS NOT NULL THEN parse_error
+        WHEN missing <> '' THEN missing
+        WHEN naive <> '' THEN naive
+        WHEN badly_typed <> '' THEN badly_typed
+        WHEN NOT known_activity THEN activity_code
+        ELSE coalesce(eye, 'eye missing')
+    END AS detail
+FROM judged;
