@@ -124,9 +124,7 @@ def _ingest_kind(
             "SELECT path, size_bytes, mtime_ns FROM ops.ingested_files WHERE kind = ?", [kind]
         ).fetchall()
     }
-    candidates = [
-        f for f in discover(landing, kind) if (f.relpath, f.size, f.mtime_ns) not in seen
-    ]
+    candidates = [f for f in discover(landing, kind) if (f.relpath, f.size, f.mtime_ns) not in seen]
     summary.files_skipped = len(seen)
     done = 0
     for batch in _batches(candidates, batch_bytes):
@@ -191,10 +189,20 @@ def _load_batch(
                 status, error = "unreadable", f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("landing file %s could not be read: %s", f.relpath, error)
         con.execute(
-            "INSERT INTO ops.ingested_files VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
-            [file_id, kind, f.relpath, f.fmt, digest, f.size, f.mtime_ns, status, error,
-             same_as, datetime.now(UTC)],
+            "INSERT INTO ops.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
+            [
+                file_id,
+                kind,
+                f.relpath,
+                f.fmt,
+                digest,
+                f.size,
+                f.mtime_ns,
+                status,
+                error,
+                same_as,
+                datetime.now(UTC),
+            ],
         )
         summary.files_new += 1
         summary.files_unreadable += status == "unreadable"
@@ -353,7 +361,8 @@ def _insert_arrow(
 
 def _insert_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, file_id: int) -> None:
     present = {
-        row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)]).fetchall()
+        row[0]
+        for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)]).fetchall()
     }
     projection = ", ".join(
         f'CAST("{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"

@@ -1,0 +1,1 @@
+"""Asset groups of the observance pipeline; each module is one group."""

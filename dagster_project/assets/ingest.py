@@ -1,0 +1,61 @@
+"""Group ``ingest``: the catalog into ``ref.*`` and the landing files into ``raw.*`` / ``ops.*``."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_project.resources import LandingResource, WarehouseResource
+from pipelines import contract
+from pipelines.ingest import ingest
+from pipelines.reference import load_reference
+
+GROUP = "ingest"
+
+
+@dg.asset(key=["ref", "catalog"], group_name=GROUP, kinds={"duckdb"})
+def reference(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The activity catalog and the Europe/Paris offsets as ``ref.*`` tables."""
+    with warehouse.writer() as con:
+        counts = load_reference(con)
+    return dg.MaterializeResult(metadata={f"{name}_rows": n for name, n in counts.items()})
+
+
+def _ingest_asset(kind: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["raw", kind],
+        group_name=GROUP,
+        deps=[reference],
+        kinds={"duckdb"},
+        description=f"Validated, de-duplicated {kind} from the landing folder "
+        "(bad rows in ops.quarantine, reconciliation in ops.ingested_files).",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        landing: LandingResource,
+    ) -> dg.MaterializeResult:
+        def progress(kind: str, done: int, total: int) -> None:
+            context.log.info(f"{kind}: {done}/{total} new files ingested")
+
+        with warehouse.writer() as con:
+            summary = ingest(con, Path(landing.path), kinds=[kind], progress=progress)
+            total_rows = con.execute(f"SELECT count(*) FROM raw.{kind}").fetchall()[0][0]
+        s = summary.kinds[kind]
+        return dg.MaterializeResult(
+            metadata={
+                "new_files": s.files_new,
+                "unreadable_files": s.files_unreadable,
+                "rows_read": s.rows_read,
+                "rows_loaded": s.rows_loaded,
+                "rows_quarantined": s.rows_quarantined,
+                "duplicates_skipped": s.duplicates_skipped,
+                "table_rows": total_rows,
+            }
+        )
+
+    _asset.__name__ = f"raw_{kind}"
+    return _asset
+
+
+raw_assets = [_ingest_asset(kind) for kind in contract.KINDS]
+assets = [reference, *raw_assets]

@@ -1,0 +1,27 @@
+"""One execution path: materialize the asset graph in-process (CLI, tests, benchmark)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dagster_project.definitions import all_assets
+from dagster_project.resources import resources_for
+from pipelines.config import Settings
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def materialize_all(
+    settings: Settings,
+    selection: str | list[str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    quiet: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize the whole graph (or ``selection``) for ``settings``; raises on failure."""
+    return dg.materialize(
+        all_assets,
+        resources=resources_for(settings),
+        selection=selection,
+        instance=instance,
+        run_config=QUIET if quiet else None,
+    )

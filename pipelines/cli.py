@@ -1,0 +1,123 @@
+"""The ``observance`` command line (contract: demo, run, generate, report, export, bench)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from pipelines import config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+LandingOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--landing", help=f"Landing folder [env {config.ENV_LANDING}; default data/landing]"
+    ),
+]
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse",
+        help=f"DuckDB file [env {config.ENV_WAREHOUSE}; default data/warehouse.duckdb]",
+    ),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Evaluation date YYYY-MM-DD [default: today in Europe/Paris]"),
+]
+
+
+def _show_progress() -> None:
+    """Progress lines from the pipeline (counts only, never measurement values)."""
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("pipelines").setLevel(logging.INFO)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def run(landing: LandingOpt = None, warehouse: WarehouseOpt = None, as_of: AsOfOpt = None) -> None:
+    """Ingest new landing files and rebuild every table (the nightly asset graph, in-process)."""
+    from dagster_project.runner import materialize_all
+    from pipelines.summary import print_run_summary
+
+    try:
+        settings = config.Settings.from_env(landing, warehouse, as_of)
+    except ValueError as exc:
+        _fail(f"bad --as-of: {exc}")
+    if not settings.landing.is_dir():
+        _fail(f"no landing folder at {settings.landing} (run `observance generate` first?)")
+    _show_progress()
+    with console.status(f"Running the pipeline as of {settings.as_of} ..."):
+        try:
+            materialize_all(settings)
+        except Exception as exc:  # a failure that stops the run: one line, non-zero exit
+            _fail(f"run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    print_run_summary(console, settings)
+
+
+@app.command()
+def generate(
+    out: Annotated[
+        Path, typer.Option("--out", help="Landing folder to write")
+    ] = config.DEFAULT_LANDING,
+    patients: Annotated[int, typer.Option(help="Number of enrollments")] = 600,
+    months: Annotated[int, typer.Option(help="Months of history")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
+    end_date: Annotated[
+        str | None, typer.Option("--end-date", help="Last day of data [default: today, Paris]")
+    ] = None,
+    formats: Annotated[str, typer.Option(help="mixed | jsonl | parquet | csv")] = "mixed",
+    clean: Annotated[bool, typer.Option("--clean", help="No dirty rows")] = False,
+) -> None:
+    """Write a synthetic landing folder (deterministic by --seed)."""
+    from pipelines.generate import generate_landing
+
+    with console.status(f"Generating {patients} enrollments over {months} months ..."):
+        summary = generate_landing(
+            out,
+            patients=patients,
+            months=months,
+            seed=seed,
+            end_date=date.fromisoformat(end_date) if end_date else None,
+            formats=formats,
+            dirt=not clean,
+        )
+    table = Table(title=f"Synthetic landing data in {out}", show_header=False)
+    for name in ("enrollments", "prescriptions", "transmissions", "files"):
+        table.add_row(name, f"{getattr(summary, name):,}")
+    for kind, count in sorted(summary.dirty_rows.items()):
+        table.add_row(f"  dirty: {kind}", f"{count:,}")
+    console.print(table)
+
+
+@app.command()
+def demo(
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
+    as_of: AsOfOpt = None,
+) -> None:
+    """Synthetic landing data (if none yet), full run, then the report."""
+    settings = config.Settings.from_env(landing, warehouse, as_of)
+    if not (settings.landing / "transmissions").is_dir():
+        generate(out=settings.landing, end_date=settings.as_of.isoformat())
+    run(settings.landing, settings.warehouse, settings.as_of.isoformat())
+    console.print(f"\nWarehouse: [bold]{settings.warehouse.resolve()}[/bold]")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

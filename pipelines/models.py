@@ -1,0 +1,97 @@
+"""The SQL models of the warehouse: one entry per ``sql/`` file, with what it reads and writes.
+
+Dagster turns each entry into one asset (dagster_project/assets/models.py); tests and the
+benchmark run them through the same asset graph. Order in MODELS is a valid build order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from pipelines.warehouse import row_count, run_sql, set_parameters
+
+
+@dataclass(frozen=True)
+class Model:
+    key: str  # asset key and main table, "schema.table"
+    sql: str  # file under sql/, without .sql
+    deps: tuple[str, ...]  # keys of the models or raw tables it reads
+    group: str
+    also_writes: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.key, *self.also_writes)
+
+
+MODELS: tuple[Model, ...] = (
+    Model(
+        "staging.enrollments",
+        "observance/01_enrollments",
+        ("raw.enrollments", "raw.prescriptions"),
+        "observance",
+        also_writes=("staging.prescriptions",),
+        description="Latest version of each enrollment and prescription; capped lengths (R7).",
+    ),
+    Model(
+        "staging.daily_units",
+        "observance/02_daily_units",
+        ("raw.transmissions", "ref.catalog"),
+        "observance",
+        description="Transmissions per patient, Paris civil date and eye; validity (R1, R3).",
+    ),
+    Model(
+        "staging.periods",
+        "observance/03_periods",
+        ("staging.enrollments",),
+        "observance",
+        description="30-day periods from each enrollment start, open or closed (R2).",
+    ),
+    Model(
+        "staging.period_units",
+        "observance/04_period_units",
+        ("staging.daily_units", "staging.periods"),
+        "observance",
+        also_writes=("staging.matched_units",),
+        description="Daily units matched to enrollments and counted per period (R2, R3).",
+    ),
+    Model(
+        "marts.patient_periods",
+        "observance/05_patient_periods",
+        ("staging.period_units", "staging.periods"),
+        "observance",
+        description="One row per enrollment x period: completeness, billability, flags (R4-R7).",
+    ),
+    Model(
+        "marts.unmatched_transmissions",
+        "observance/06_unmatched",
+        ("staging.period_units",),
+        "observance",
+        description="Transmissions that match no enrollment, per exploitant and activity (R2).",
+    ),
+    Model(
+        "marts.data_quality_findings",
+        "observance/07_data_quality",
+        ("staging.enrollments",),
+        "observance",
+        description="Enrollment and prescription problems to fix upstream (R2, R7).",
+    ),
+)
+MODELS_BY_KEY = {model.key: model for model in MODELS}
+
+
+def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str, int]:
+    """Run one model's SQL as of ``as_of``; returns the row count of each table it writes."""
+    set_parameters(con, as_of)
+    con.begin()
+    try:
+        run_sql(con, model.sql)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return {table: row_count(con, table) for table in model.tables}

@@ -1,0 +1,45 @@
+"""What a run leaves in the warehouse, as a short table for the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.config import Settings
+from pipelines.warehouse import reader, row_count
+
+SUMMARY_TABLES = (
+    "raw.transmissions",
+    "raw.enrollments",
+    "raw.prescriptions",
+    "ops.quarantine",
+    "marts.patient_periods",
+    "marts.file_active_monthly",
+    "marts.file_active_semester",
+    "marts.billing_lines",
+    "marts.alerts",
+)
+
+
+def print_run_summary(console: Console, settings: Settings) -> None:
+    """Files and rows of the warehouse after a run (counts only)."""
+    with reader(settings.warehouse) as con:
+        files = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status <> 'ingested'), "
+            "coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), "
+            "coalesce(sum(rows_quarantined), 0), coalesce(sum(duplicates_skipped), 0) "
+            "FROM ops.ingested_files"
+        ).fetchall()[0]
+        tables = {name: row_count(con, name) for name in SUMMARY_TABLES}
+    head = Table(title=f"Run as of {settings.as_of}", show_header=False)
+    head.add_row(
+        "files seen (not read: same content, unreadable, unsupported)",
+        f"{files[0]:,} ({files[1]:,})",
+    )
+    head.add_row("rows read", f"{files[2]:,}")
+    head.add_row("  loaded", f"{files[3]:,}")
+    head.add_row("  quarantined", f"{files[4]:,}")
+    head.add_row("  duplicates", f"{files[5]:,}")
+    for name, count in tables.items():
+        head.add_row(name, f"{count:,}")
+    console.print(head)

@@ -1,0 +1,24 @@
+-- staging.periods (R2): 30-day periods, date to date, from the enrollment start, until the
+-- enrollment's end date or the evaluation date as_of, whichever comes first.
+-- effective_end: the period's last day, or the end date when sooner; closed when before as_of.
+CREATE OR REPLACE TABLE staging.periods AS
+WITH bounded AS (
+    SELECT e.*,
+        least(coalesce(e.end_date, getvariable('as_of')), getvariable('as_of')) AS last_day
+    FROM staging.enrollments e
+    WHERE e.end_date IS NULL OR e.end_date >= e.start_date   -- end before start: no period
+),
+numbered AS (
+    SELECT b.*, CAST(unnest(range(1, (last_day - start_date) // getvariable('period_days') + 2))
+        AS INTEGER) AS period_index
+    FROM bounded b
+    WHERE last_day >= start_date
+)
+SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id, ald,
+    start_date, end_date, end_reason,
+    period_index,
+    CAST(start_date + (period_index - 1) * getvariable('period_days') AS DATE) AS period_start,
+    CAST(start_date + period_index * getvariable('period_days') - 1 AS DATE) AS period_end,
+    least(period_end, coalesce(end_date, period_end)) AS effective_end,
+    effective_end < getvariable('as_of') AS is_closed
+FROM numbered;

@@ -1,0 +1,65 @@
+-- marts.patient_periods: one row per enrollment x 30-day period, with the decisions of
+-- R4 (completeness, data_status), R5 (billable, block_reason), R6 (reinforce, stop), R7.
+CREATE OR REPLACE TABLE marts.patient_periods AS
+WITH measured AS (
+    SELECT p.*,
+        a.expected_units,
+        coalesce(u.valid_units, 0) AS valid_units,
+        coalesce(u.invalid_units, 0) AS invalid_units,
+        -- R4: exactly the threshold is sufficient ("inférieure à 50 %" is strict)
+        least(coalesce(u.valid_units, 0) / a.expected_units, 1.0) AS completeness,
+        CASE
+            WHEN coalesce(u.valid_units, 0) = 0 THEN 'no_data'
+            WHEN coalesce(u.valid_units, 0) < getvariable('sufficiency_threshold') * a.expected_units
+                THEN 'insufficient'
+            ELSE 'sufficient'
+        END AS data_status,
+        -- R5 death exception: the patient died on a day of this period
+        coalesce(p.end_reason = 'deceased'
+                 AND p.end_date BETWEEN p.period_start AND p.period_end, false) AS died_in_period,
+        -- R5 rule 2: the enrollment ended before the period's 30th day
+        p.end_date IS NOT NULL AND p.end_date < p.period_end AS ended_in_period,
+        -- R7: a prescription (capped) covers the period's first day
+        EXISTS (
+            SELECT 1 FROM staging.prescriptions rx
+            WHERE rx.enrollment_id = p.enrollment_id
+              AND p.period_start BETWEEN rx.valid_from AND rx.covers_until
+        ) AS has_prescription
+    FROM staging.periods p
+    JOIN ref.activities a USING (activity_code)
+    LEFT JOIN staging.period_units u USING (enrollment_id, period_index)
+),
+sequenced AS (
+    SELECT *,
+        lag(data_status) OVER (PARTITION BY enrollment_id ORDER BY period_index)
+            AS previous_data_status
+    FROM measured
+),
+decided AS (
+    SELECT *,
+        -- R5, in the rulebook's order: the first reason that applies
+        CASE
+            WHEN NOT is_closed THEN 'open'
+            WHEN ended_in_period AND NOT died_in_period THEN 'not_completed'
+            WHEN NOT has_prescription THEN 'no_prescription'
+            WHEN previous_data_status IN ('insufficient', 'no_data')
+                THEN 'previous_period_insufficient'
+            WHEN data_status = 'no_data' AND NOT died_in_period THEN 'no_data'
+        END AS block_reason
+    FROM sequenced
+)
+SELECT
+    enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
+    period_index, period_start, period_end, effective_end, is_closed,
+    expected_units, valid_units, invalid_units, completeness, data_status,
+    block_reason IS NULL AS billable,
+    block_reason,
+    -- R6: first period under 50 % -> reinforce; two consecutive closed periods under 50 % -> stop
+    is_closed AND period_index = 1 AND data_status IN ('insufficient', 'no_data')
+        AS reinforce_recommended,
+    is_closed AND data_status IN ('insufficient', 'no_data')
+        AND coalesce(previous_data_status IN ('insufficient', 'no_data'), false)
+        AS stop_required,
+    died_in_period, ended_in_period, has_prescription, ald, start_date, end_date, end_reason
+FROM decided
+ORDER BY enrollment_id, period_index;

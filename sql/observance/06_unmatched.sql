@@ -1,0 +1,14 @@
+-- marts.unmatched_transmissions (R2): transmissions of a patient that match no enrollment of the
+-- same patient and activity on that day. Kept in raw.transmissions, counted here, never dropped.
+CREATE OR REPLACE TABLE marts.unmatched_transmissions AS
+SELECT d.exploitant_id, d.activity_code,
+    count(DISTINCT d.patient_id) AS patients,
+    count(*) AS patient_days,
+    sum(d.transmissions) AS transmissions,
+    min(d.local_date) AS first_date,
+    max(d.local_date) AS last_date
+FROM staging.daily_units d
+ANTI JOIN staging.matched_units m
+  USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+GROUP BY ALL
+ORDER BY exploitant_id, activity_code;

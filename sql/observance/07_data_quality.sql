@@ -1,0 +1,37 @@
+-- marts.data_quality_findings: problems in the reference data that users must fix upstream.
+-- One row per finding: kind, the record it concerns, and a readable detail.
+CREATE OR REPLACE TABLE marts.data_quality_findings AS
+SELECT 'enrollment_end_before_start' AS kind, 'enrollment' AS entity, enrollment_id AS entity_id,
+    enrollment_id, 'end_date ' || end_date || ' is before start_date ' || start_date AS detail
+FROM staging.enrollments
+WHERE end_date < start_date
+UNION ALL
+SELECT 'enrollment_without_prescription', 'enrollment', e.enrollment_id, e.enrollment_id,
+    'no prescription at all: every period is blocked (no_prescription)'
+FROM staging.enrollments e
+ANTI JOIN staging.prescriptions rx USING (enrollment_id)
+UNION ALL
+SELECT 'prescription_too_long', 'prescription', prescription_id, enrollment_id,
+    kind || ' of ' || length_days || ' days (max ' || max_days || '): only the days up to '
+        || covers_until || ' count (R7)'
+FROM staging.prescriptions
+WHERE length_days > max_days
+UNION ALL
+SELECT 'prescription_end_before_start', 'prescription', prescription_id, enrollment_id,
+    'valid_until ' || valid_until || ' is before valid_from ' || valid_from || ': covers nothing'
+FROM staging.prescriptions
+WHERE valid_until < valid_from
+UNION ALL
+SELECT 'prescription_unknown_enrollment', 'prescription', rx.prescription_id, rx.enrollment_id,
+    'enrollment ' || rx.enrollment_id || ' is not in raw.enrollments'
+FROM staging.prescriptions rx
+ANTI JOIN staging.enrollments e USING (enrollment_id)
+UNION ALL
+SELECT 'overlapping_enrollments', 'enrollment', a.enrollment_id, a.enrollment_id,
+    'overlaps ' || b.enrollment_id || ' (same patient and activity): its data count for both'
+FROM staging.enrollments a
+JOIN staging.enrollments b
+  ON a.patient_id = b.patient_id AND a.activity_code = b.activity_code
+ AND a.enrollment_id < b.enrollment_id
+ AND a.start_date <= coalesce(b.end_date, DATE '9999-12-31')
+ AND b.start_date <= coalesce(a.end_date, DATE '9999-12-31');
