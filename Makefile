@@ -1,0 +1,44 @@
+# The few commands a newcomer needs. Everything installs from nothing: uv is bootstrapped with
+# pip when missing, then `uv sync` builds .venv from uv.lock.
+SHELL := /bin/bash
+UV_BIN := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV_BIN),)
+UV := python3 -m uv
+else
+UV := $(UV_BIN)
+endif
+RUN := $(UV) run --frozen
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install demo test dev lint format bench bench-smoke notebooks clean
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	touch $@
+
+demo: install  ## synthetic landing data (if none), full run, report
+	$(RUN) observance demo
+
+test: install  ## the whole test suite
+	$(RUN) pytest
+
+dev: install  ## the Dagster UI on http://127.0.0.1:3000
+	mkdir -p $(DAGSTER_HOME)
+	$(RUN) dagster dev -m dagster_project.definitions -h 127.0.0.1 -p 3000
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+bench: install  ## benchmark B1 at national scale (long: see docs/performance.md)
+	$(RUN) observance bench
+
+clean:
+	rm -rf data .dagster_home .pytest_cache .ruff_cache
