@@ -19,6 +19,8 @@ CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 ENV_LANDING = "OBSERVANCE_LANDING"
 ENV_WAREHOUSE = "OBSERVANCE_WAREHOUSE"
 ENV_AS_OF = "OBSERVANCE_AS_OF"
+# A folder holding activities.csv / tariff_schedule.csv to use instead of the shipped ones.
+ENV_CATALOG_DIR = "OBSERVANCE_CATALOG_DIR"
 DEFAULT_LANDING = Path("data/landing")
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 DEFAULT_REPORT = Path("data/report.html")
@@ -39,6 +41,11 @@ TRIAL_MAX_DAYS = 92
 CLAIM_MAX_PERIODS = 6
 # R10 — share paid by the AMO for a patient without ALD exoneration (ticket modérateur 40 %).
 AMO_SHARE_WITHOUT_ALD = "0.60"
+
+
+def catalog_dir() -> Path:
+    """The catalog folder: ``OBSERVANCE_CATALOG_DIR`` when set, else the shipped one."""
+    return Path(os.environ.get(ENV_CATALOG_DIR) or CATALOG_DIR)
 
 
 def today_paris() -> date:

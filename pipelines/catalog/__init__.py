@@ -5,14 +5,11 @@ Adding an activity is a new row in ``activities.csv``; no code change.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import polars as pl
 
-from pipelines.config import CATALOG_DIR
-
-ACTIVITIES_FILE = CATALOG_DIR / "activities.csv"
+from pipelines.config import catalog_dir
 
 ACTIVITY_SCHEMA = {
     "activity_code": pl.String,
@@ -48,9 +45,9 @@ class CatalogError(ValueError):
     """A catalog or schedule file that cannot be used as it is."""
 
 
-@cache
-def load_activities(path: Path = ACTIVITIES_FILE) -> pl.DataFrame:
+def load_activities(path: Path | None = None) -> pl.DataFrame:
     """The activity catalog, one row per activity, checked for the values the rules rely on."""
+    path = path or catalog_dir() / "activities.csv"
     df = pl.read_csv(path, schema=ACTIVITY_SCHEMA)
     problems = []
     if df["activity_code"].is_duplicated().any():
@@ -71,7 +68,7 @@ def load_activities(path: Path = ACTIVITIES_FILE) -> pl.DataFrame:
     return df
 
 
-def activity_measures(path: Path = ACTIVITIES_FILE) -> pl.DataFrame:
+def activity_measures(path: Path | None = None) -> pl.DataFrame:
     """One row per (activity, measure type) with whether it counts and whether it needs an eye."""
 
     def explode(column: str) -> pl.Expr:
