@@ -6,11 +6,13 @@ benchmark run them through the same asset graph. Order in MODELS is a valid buil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 
+from pipelines.file_active import price_semesters
 from pipelines.warehouse import row_count, run_sql, set_parameters
 
 
@@ -22,6 +24,8 @@ class Model:
     group: str
     also_writes: tuple[str, ...] = ()
     description: str = ""
+    # a Python step run after the SQL, in the same transaction (e.g. pricing from a data file)
+    then: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -80,6 +84,24 @@ MODELS: tuple[Model, ...] = (
         "observance",
         description="Enrollment and prescription problems to fix upstream (R2, R7).",
     ),
+    Model(
+        "marts.file_active_monthly",
+        "file_active/01_monthly",
+        ("marts.patient_periods",),
+        "file_active",
+        description="Billable and monitored patients per month, exploitant, code, ICD-11 level "
+        "(R8).",
+    ),
+    Model(
+        "marts.file_active_semester",
+        "file_active/02_semester",
+        ("marts.file_active_monthly", "ref.catalog"),
+        "file_active",
+        also_writes=("staging.file_active_semester",),
+        description="Semester average file active and the forfait-technique amount it sets for "
+        "the next semester (R8, R9).",
+        then=price_semesters,
+    ),
 )
 MODELS_BY_KEY = {model.key: model for model in MODELS}
 
@@ -90,6 +112,8 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
     con.begin()
     try:
         run_sql(con, model.sql)
+        if model.then is not None:
+            model.then(con)
         con.commit()
     except BaseException:
         con.rollback()
