@@ -106,6 +106,22 @@ def generate(
 
 
 @app.command()
+def report(
+    warehouse: WarehouseOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = config.DEFAULT_REPORT,
+) -> None:
+    """Write the exploitant report (self-contained HTML; reads the warehouse read-only)."""
+    from pipelines.report import write_report
+
+    settings = config.Settings.from_env(warehouse=warehouse)
+    try:
+        path = write_report(settings.warehouse, out)
+    except (FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    console.print(f"Report: [bold]{path.resolve()}[/bold]")
+
+
+@app.command()
 def demo(
     landing: LandingOpt = None,
     warehouse: WarehouseOpt = None,
@@ -117,6 +133,7 @@ def demo(
         generate(out=settings.landing, end_date=settings.as_of.isoformat())
     run(settings.landing, settings.warehouse, settings.as_of.isoformat())
     console.print(f"\nWarehouse: [bold]{settings.warehouse.resolve()}[/bold]")
+    report(settings.warehouse, config.DEFAULT_REPORT)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -37,6 +37,8 @@ SUFFICIENCY_THRESHOLD = 0.5
 PRESCRIPTION_MAX_DAYS = 365
 # R7 — longest trial prescription (days), ODYSIGHT §IV.1.c "3 mois au maximum".
 TRIAL_MAX_DAYS = 92
+# R8 — a reference semester (April–September, October–March) averages this many months.
+SEMESTER_MONTHS = 6
 # R10 — at most this many consecutive monthly forfaits in one claim (GUIDE §7).
 CLAIM_MAX_PERIODS = 6
 # R10 — share paid by the AMO for a patient without ALD exoneration (ticket modérateur 40 %).

@@ -99,6 +99,7 @@ def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         "prescription_max_days": config.PRESCRIPTION_MAX_DAYS,
         "trial_max_days": config.TRIAL_MAX_DAYS,
         "claim_max_periods": config.CLAIM_MAX_PERIODS,
+        "semester_months": config.SEMESTER_MONTHS,
     }
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])

@@ -17,7 +17,8 @@ SELECT
     make_date(semester_year, CASE WHEN semester_half = 1 THEN 4 ELSE 10 END, 1) AS semester_start,
     CAST(semester_start + INTERVAL 6 MONTH - INTERVAL 1 DAY AS DATE) AS semester_end,
     exploitant_id, technique_code, icd11_level, tier,
-    CAST(sum(billable_patients) AS DECIMAL(18, 6)) / 6 AS average_file_active,
+    CAST(sum(billable_patients) / getvariable('semester_months') AS DECIMAL(18, 6))
+        AS average_file_active,
     count(*) AS months_observed,
     semester_end < getvariable('as_of') AS is_complete,
     CASE WHEN semester_half = 1 THEN semester_year || '-S2'

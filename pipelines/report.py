@@ -1,0 +1,246 @@
+"""The exploitant report: one self-contained HTML file (plotly), read-only on the warehouse.
+
+It opens in a browser with no server: plotly.js is embedded once, every chart's data is inline.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.offline import get_plotlyjs
+
+from pipelines.warehouse import reader, sql_text, table_exists
+
+FEBRUARY_NOTE = (
+    "Counts are by date of care (the first day of each billable 30-day period). A 28- or 29-day "
+    "February holds no period start for some patients, so its count dips below its neighbours: "
+    "this is how the file active is counted, not missing data (rules R8)."
+)
+
+
+@dataclass
+class Section:
+    title: str
+    intro: str
+    figure: go.Figure | None = None
+    table: pl.DataFrame | None = None
+
+
+def _frame(con, name: str) -> pl.DataFrame:
+    return con.sql(sql_text(f"report/{name}")).pl()
+
+
+def _layout(fig: go.Figure, y_title: str) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        height=460,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
+        legend={"orientation": "h", "y": -0.2},
+        yaxis_title=y_title,
+    )
+    return fig
+
+
+def monthly_figure(monthly: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for (exploitant, level, tier), rows in monthly.group_by(
+        ["exploitant_id", "icd11_level", "tier"], maintain_order=True
+    ):
+        name = f"{exploitant} · {level} ({tier})"
+        fig.add_scatter(
+            x=rows["month"].to_list(),
+            y=rows["billable_patients"].to_list(),
+            name=f"{name} billable",
+            mode="lines+markers",
+        )
+        fig.add_scatter(
+            x=rows["month"].to_list(),
+            y=rows["monitored_patients"].to_list(),
+            name=f"{name} monitored",
+            mode="lines",
+            line={"dash": "dot"},
+        )
+    return _layout(fig, "patients")
+
+
+def semester_figure(semesters: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for (exploitant, level), rows in semesters.group_by(
+        ["exploitant_id", "icd11_level"], maintain_order=True
+    ):
+        fig.add_bar(
+            x=rows["semester"].to_list(),
+            y=rows["average_file_active"].to_list(),
+            name=f"{exploitant} · {level}",
+            customdata=rows["patients_to_next_tranche"].to_list(),
+            hovertemplate="average %{y:.2f}<br>to next tranche: %{customdata:,.0f}",
+        )
+    bounds = sorted(
+        {b for b in semesters["tranche_upper"].drop_nulls().to_list()}
+        | {b for b in semesters["tranche_lower"].drop_nulls().to_list() if b > 0}
+    )
+    top = max(semesters["average_file_active"].max() or 0, 1)
+    for bound in bounds:
+        if bound <= top * 1.5:  # only the bounds near the data, so the bars stay readable
+            fig.add_hline(y=bound, line_dash="dash", annotation_text=f"tranche at {bound:,.0f}")
+    fig.update_layout(barmode="group")
+    return _layout(fig, "average monthly file active")
+
+
+def revenue_figure(revenue: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for (exploitant, level), rows in revenue.group_by(
+        ["exploitant_id", "icd11_level"], maintain_order=True
+    ):
+        fig.add_bar(
+            x=rows["month"].to_list(),
+            y=rows["revenue"].fill_null(0).to_list(),
+            name=f"{exploitant} · {level}",
+            customdata=rows["technique_amount"].to_list(),
+            hovertemplate="%{y:,.2f} €<br>per patient: %{customdata} €",
+        )
+    fig.update_layout(barmode="stack")
+    return _layout(fig, "forfait technique, € per month")
+
+
+def completeness_figure(completeness: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for (activity,), rows in completeness.group_by(["activity_code"], maintain_order=True):
+        fig.add_histogram(
+            x=rows["completeness"].to_list(),
+            name=activity,
+            xbins={"start": 0, "end": 1.0001, "size": 0.125},
+            opacity=0.75,
+        )
+    fig.add_vline(x=0.5, line_dash="dash", annotation_text="50 %")
+    fig.update_layout(barmode="overlay", xaxis_title="completeness of closed periods")
+    return _layout(fig, "periods")
+
+
+def decisions_figure(decisions: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for (decision,), rows in decisions.group_by(["decision"], maintain_order=True):
+        fig.add_bar(
+            x=rows["activity_code"].to_list(),
+            y=rows["share"].to_list(),
+            name=decision,
+            customdata=rows["periods"].to_list(),
+            hovertemplate="%{y:.1%} (%{customdata} periods)",
+        )
+    fig.update_layout(barmode="stack", yaxis_tickformat=".0%")
+    return _layout(fig, "share of periods")
+
+
+def build_sections(warehouse: Path) -> list[Section]:
+    with reader(warehouse) as con:
+        if not table_exists(con, "marts.file_active_semester"):
+            raise RuntimeError(f"{warehouse} has no file active yet: run `observance run` first")
+        monthly = _frame(con, "file_active_monthly")
+        semesters = _frame(con, "file_active_semester")
+        revenue = _frame(con, "revenue_monthly")
+        completeness = _frame(con, "completeness")
+        decisions = _frame(con, "block_reasons")
+    table = semesters.select(
+        "exploitant_id",
+        "icd11_level",
+        "technique_code",
+        "semester",
+        "is_complete",
+        pl.col("average_file_active").round(2),
+        "applies_to_semester",
+        "technique_amount",
+        pl.col("patients_to_next_tranche").round(2),
+        "schedule_note",
+    )
+    return [
+        Section(
+            "Monthly file active by ICD-11 level",
+            "Billable patients (solid) set the tariff; monitored patients (dotted) are those with "
+            "an enrollment active on at least one day of the month. " + FEBRUARY_NOTE,
+            monthly_figure(monthly),
+        ),
+        Section(
+            "Semester averages and tranches",
+            "Average of the six monthly billable counts of each reference semester (April–"
+            "September, October–March); it sets the per-patient amount of the next semester. "
+            "Dashed lines are the tranche bounds near your file active.",
+            semester_figure(semesters),
+            table,
+        ),
+        Section(
+            "Forfait technique: monthly revenue",
+            "Billable patients of the month times the per-patient amount in force that month. "
+            "Months without a known tariff (schedule gap, unknown activity tariff) count as 0.",
+            revenue_figure(revenue),
+        ),
+        Section(
+            "Completeness of closed periods",
+            "Valid units over expected units per 30-day period (ODYSIGHT: 8 eye tests); under "
+            "50 % blocks the next period, 0 blocks the period itself.",
+            completeness_figure(completeness),
+        ),
+        Section(
+            "Decisions per activity",
+            "Share of periods billable or blocked, by the first block reason that applies (R5).",
+            decisions_figure(decisions),
+        ),
+    ]
+
+
+def _table_html(frame: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in frame.iter_rows()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.5rem; }
+p.intro { color: #444; max-width: 70rem; }
+table { border-collapse: collapse; font-size: 0.85rem; margin-top: 1rem; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; }
+th { background: #f3f3f3; }
+"""
+
+
+def write_report(warehouse: Path, out: Path) -> Path:
+    """Write the report to ``out`` and return its path."""
+    sections = build_sections(warehouse)
+    parts = []
+    for number, section in enumerate(sections, start=1):
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts.append(f'<p class="intro">{html.escape(section.intro)}</p>')
+        if section.figure is not None:
+            parts.append(
+                section.figure.to_html(
+                    full_html=False, include_plotlyjs=False, div_id=f"chart-{number}"
+                )
+            )
+        if section.table is not None:
+            parts.append(_table_html(section.table))
+    generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Télésurveillance — exploitant report</title>
+<style>{STYLE}</style>
+<script>{get_plotlyjs()}</script>
+</head><body>
+<h1>Télésurveillance — exploitant report</h1>
+<p class="intro">Warehouse {html.escape(str(warehouse))}, generated {generated}. Pseudonymous
+data only.</p>
+{"".join(parts)}
+</body></html>
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
