@@ -122,6 +122,45 @@ def report(
 
 
 @app.command()
+def export(
+    payee: Annotated[str, typer.Option(help="operator | exploitant")],
+    date_from: Annotated[str, typer.Option("--from", help="First date of care, YYYY-MM-DD")],
+    date_to: Annotated[str, typer.Option("--to", help="Last date of care, YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.parquet")],
+    warehouse: WarehouseOpt = None,
+    include_pending: Annotated[
+        bool, typer.Option("--include-pending", help="Also lines of claims that may still grow")
+    ] = False,
+) -> None:
+    """Billing lines of one payee for billing software (reads the warehouse read-only)."""
+    from pipelines.export import export_lines
+
+    settings = config.Settings.from_env(warehouse=warehouse)
+    try:
+        summary = export_lines(
+            settings.warehouse,
+            payee,
+            date.fromisoformat(date_from),
+            date.fromisoformat(date_to),
+            out,
+            include_pending=include_pending,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    console.print(
+        f"{summary.lines} {payee} lines in {summary.claims} claims, {summary.amount} € "
+        f"-> {summary.path}"
+    )
+    if summary.pending_lines_left_out:
+        console.print(f"{summary.pending_lines_left_out} lines of pending claims left out")
+    if summary.periods_waiting_for_tariff:
+        console.print(
+            f"[yellow]{summary.periods_waiting_for_tariff} billable periods wait for a "
+            "forfait-technique tariff[/yellow] (marts.billing_held)"
+        )
+
+
+@app.command()
 def demo(
     landing: LandingOpt = None,
     warehouse: WarehouseOpt = None,

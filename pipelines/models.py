@@ -102,6 +102,15 @@ MODELS: tuple[Model, ...] = (
         "the next semester (R8, R9).",
         then=price_semesters,
     ),
+    Model(
+        "marts.billing_lines",
+        "billing/01_billing_lines",
+        ("marts.file_active_semester", "marts.patient_periods"),
+        "billing",
+        also_writes=("staging.billable_periods", "marts.billing_held", "ops.claim_lines"),
+        description="Operator and exploitant lines per billable period, in claims of at most six "
+        "consecutive periods; periods waiting for a tariff are held (R10).",
+    ),
 )
 MODELS_BY_KEY = {model.key: model for model in MODELS}
 

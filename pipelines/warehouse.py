@@ -100,6 +100,7 @@ def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         "trial_max_days": config.TRIAL_MAX_DAYS,
         "claim_max_periods": config.CLAIM_MAX_PERIODS,
         "semester_months": config.SEMESTER_MONTHS,
+        "amo_share": config.AMO_SHARE_WITHOUT_ALD,
     }
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])

@@ -1,0 +1,88 @@
+"""``observance export``: billing lines of one payee for billing software (CSV or Parquet).
+
+Reads the warehouse read-only. Only lines of *ready* claims are exported unless asked: a pending
+claim may still grow (rules R10, docs/rules.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.warehouse import reader
+
+PAYEES = ("operator", "exploitant")
+EXPORT_COLUMNS = (
+    "claim_id",
+    "claim_status",
+    "payee",
+    "enrollment_id",
+    "patient_id",
+    "operator_id",
+    "exploitant_id",
+    "activity_code",
+    "period_index",
+    "date_of_care",
+    "code",
+    "amount",
+    "amo_amount",
+    "patient_amount",
+    "ald",
+)
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    lines: int
+    claims: int
+    amount: Decimal
+    pending_lines_left_out: int
+    periods_waiting_for_tariff: int
+
+
+def export_lines(
+    warehouse: Path,
+    payee: str,
+    date_from: date,
+    date_to: date,
+    out: Path,
+    include_pending: bool = False,
+) -> ExportSummary:
+    """Write the lines of ``payee`` dated ``date_from``..``date_to`` (inclusive) to ``out``."""
+    if payee not in PAYEES:
+        raise ValueError(f"payee must be one of {PAYEES}, not {payee!r}")
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out must end in .csv or .parquet, not {out.name!r}")
+    window = [payee, date_from, date_to]
+    with reader(warehouse) as con:
+        lines = con.sql(
+            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM marts.billing_lines "
+            "WHERE payee = ? AND date_of_care BETWEEN ? AND ? ORDER BY claim_id, period_index",
+            params=window,
+        ).pl()
+        held = con.sql(
+            "SELECT count(*) AS n FROM marts.billing_held WHERE date_of_care BETWEEN ? AND ?",
+            params=window[1:],
+        ).pl()["n"][0]
+    pending = lines.filter(pl.col("claim_status") == "pending").height
+    if not include_pending:
+        lines = lines.filter(pl.col("claim_status") == "ready")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        lines.write_csv(out)
+    else:
+        lines.write_parquet(out)
+    return ExportSummary(
+        path=out,
+        lines=lines.height,
+        claims=lines["claim_id"].n_unique(),
+        amount=sum(lines["amount"].to_list(), Decimal("0.00")),
+        pending_lines_left_out=0 if include_pending else pending,
+        periods_waiting_for_tariff=int(held),
+    )

@@ -1,0 +1,234 @@
+"""R10 through the asset graph: paired lines, claims of up to six periods, amounts, stability."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from pipelines.config import CATALOG_DIR, ENV_CATALOG_DIR
+from pipelines.export import export_lines
+from tests.helpers import enrollment, prescription, query, run, tx, write_rows
+
+D = Decimal
+
+
+def weekly_eye_tests(patient: str, start: str, days: int) -> list:
+    begin = date.fromisoformat(start)
+    return [
+        tx(patient, f"{begin + timedelta(days=d)} 09:00", eye=eye)
+        for d in range(1, days, 7)
+        for eye in ("OD", "OS")
+    ]
+
+
+def daily(patient: str, start: str, days: range) -> list:
+    begin = date.fromisoformat(start)
+    return [
+        tx(patient, f"{begin + timedelta(days=d)} 08:00", activity_code="HEART_FAILURE")
+        for d in days
+    ]
+
+
+def landing_for(root, until_day: int):
+    """E1: ODYSIGHT, not ALD, adherent; E2: heart failure, ALD, data in P1, P2, P5, P6 only;
+    E3: ODYSIGHT, died in P2 without data; E4: cardiac implant (no forfait-technique tariff)."""
+    enrollments = [
+        enrollment("E1", "P1", "2025-01-01"),
+        enrollment("E2", "P2", "2025-01-01", activity_code="HEART_FAILURE", ald=True),
+        enrollment("E3", "P3", "2025-01-01", end_date="2025-02-10", end_reason="deceased"),
+        enrollment("E4", "P4", "2025-01-01", activity_code="CARDIAC_IMPLANT"),
+    ]
+    rx = [
+        prescription("R" + e["enrollment_id"], e["enrollment_id"], "2025-01-01", "2025-12-31")
+        for e in enrollments
+    ]
+    rows = weekly_eye_tests("P1", "2025-01-01", until_day)
+    rows += daily("P2", "2025-01-01", range(0, 60)) + daily("P2", "2025-01-01", range(120, 180))
+    rows += weekly_eye_tests("P3", "2025-01-01", 30)
+    rows += [
+        tx(
+            "P4",
+            f"{date(2025, 1, 1) + timedelta(days=d)} 09:00",
+            activity_code="CARDIAC_IMPLANT",
+            measure_type="device_report",
+        )
+        for d in range(0, 200)
+    ]
+    write_rows(root / "enrollments" / "e.csv", enrollments)
+    write_rows(root / "prescriptions" / "p.csv", rx)
+    write_rows(root / "transmissions" / f"t{until_day}.jsonl", rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    landing = landing_for(tmp_path_factory.mktemp("landing"), 330)
+    path = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
+    run(landing, path, "2025-12-01")
+    return path
+
+
+def lines(warehouse, where="true") -> pl.DataFrame:
+    return query(
+        warehouse,
+        f"SELECT * FROM marts.billing_lines WHERE {where} ORDER BY enrollment_id, period_index, "
+        "payee",
+    )
+
+
+def test_every_billable_period_has_both_lines(warehouse):
+    pairs = query(
+        warehouse,
+        """
+        SELECT p.enrollment_id, p.period_index,
+            count(*) FILTER (WHERE l.payee = 'operator') AS operator_lines,
+            count(*) FILTER (WHERE l.payee = 'exploitant') AS exploitant_lines
+        FROM marts.patient_periods p
+        LEFT JOIN marts.billing_lines l USING (enrollment_id, period_index)
+        WHERE p.billable AND p.activity_code <> 'CARDIAC_IMPLANT'
+        GROUP BY ALL
+        """,
+    )
+    assert pairs.height > 0
+    assert pairs["operator_lines"].to_list() == [1] * pairs.height
+    assert pairs["exploitant_lines"].to_list() == [1] * pairs.height
+    orphans = query(
+        warehouse,
+        "SELECT count(*) AS n FROM marts.billing_lines l ANTI JOIN marts.patient_periods p "
+        "ON p.enrollment_id = l.enrollment_id AND p.period_index = l.period_index AND p.billable",
+    )
+    assert orphans["n"][0] == 0
+
+
+def test_six_period_series_then_a_new_claim(warehouse):
+    e1 = lines(warehouse, "enrollment_id = 'E1' AND payee = 'operator'")
+    # as of Dec 1: P1..P11 closed and billable, P12 (Nov 27..) open
+    assert e1["period_index"].to_list() == list(range(1, 12))
+    assert e1["claim_id"].to_list() == ["E1-C001"] * 6 + ["E1-C007"] * 5
+    assert e1["claim_status"].to_list() == ["ready"] * 6 + ["pending"] * 5
+    assert e1["date_of_care"][0] == date(2025, 1, 1)
+    assert e1["date_of_care"][6] == date(2025, 1, 1) + timedelta(days=180)
+
+
+def test_a_gap_starts_a_new_claim(warehouse):
+    e2 = lines(warehouse, "enrollment_id = 'E2' AND payee = 'operator'")
+    # P1, P2 billable; P3 no_data; P4, P5 previous insufficient (data again from P5);
+    # P6 billable; P7 no data
+    assert e2["period_index"].to_list() == [1, 2, 6]
+    assert e2["claim_id"].to_list() == ["E2-C001", "E2-C001", "E2-C006"]
+    assert set(e2["claim_status"]) == {"ready"}
+
+
+def test_amounts_ald_and_not_ald(warehouse):
+    e1 = lines(warehouse, "enrollment_id = 'E1' AND period_index = 1")
+    by_payee = {row["payee"]: row for row in e1.iter_rows(named=True)}
+    assert (by_payee["operator"]["code"], by_payee["operator"]["amount"]) == ("TVB", D("28.00"))
+    assert by_payee["operator"]["amo_amount"] == D("16.80")
+    assert by_payee["operator"]["patient_amount"] == D("11.20")
+    assert (by_payee["exploitant"]["code"], by_payee["exploitant"]["amount"]) == (
+        "1665434",
+        D("50.00"),
+    )
+    assert (by_payee["exploitant"]["amo_amount"], by_payee["exploitant"]["patient_amount"]) == (
+        D("30.00"),
+        D("20.00"),
+    )
+    e2 = lines(warehouse, "enrollment_id = 'E2' AND period_index = 1")
+    for row in e2.iter_rows(named=True):  # ALD: 100 % AMO
+        assert row["amo_amount"] == row["amount"] and row["patient_amount"] == D("0.00")
+    assert set(e2["code"]) == {"TVB", "1612544"}
+
+
+def test_death_period_line(warehouse):
+    e3 = lines(warehouse, "enrollment_id = 'E3'")
+    assert e3.filter(pl.col("payee") == "operator")["period_index"].to_list() == [1, 2]
+    assert e3["date_of_care"].max() == date(2025, 1, 31)
+    assert set(e3["claim_status"]) == {"ready"}  # the enrollment ended: the claim is complete
+
+
+def test_unknown_tariff_holds_both_lines(warehouse):
+    assert lines(warehouse, "enrollment_id = 'E4'").height == 0
+    held = query(warehouse, "SELECT * FROM marts.billing_held WHERE enrollment_id = 'E4'")
+    assert held.height == 7  # data for 200 days: P1..P7 billable, P8 no data
+    assert set(held["reason"]) == {"waiting_for_tariff"}
+    assert "no forfait-technique tariff" in held["detail"][0]
+
+
+def test_claim_ids_are_stable_across_runs(tmp_path):
+    landing = landing_for(tmp_path / "landing", 330)
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, "2025-12-01")
+    first = lines(warehouse).drop("frozen_at")
+    run(landing, warehouse, "2025-12-01")
+    assert lines(warehouse).drop("frozen_at").equals(first)
+    # a month later, with more data: ready claims are unchanged, the pending one grows to six
+    landing_for(landing, 400)
+    run(landing, warehouse, "2026-01-10")
+    later = lines(warehouse).drop("frozen_at")
+    ready_before = first.filter(pl.col("claim_status") == "ready")
+    assert later.join(ready_before, on=list(ready_before.columns), how="semi").height == (
+        ready_before.height
+    )
+    e1 = later.filter((pl.col("enrollment_id") == "E1") & (pl.col("payee") == "operator"))
+    assert e1.filter(pl.col("period_index") == 12)["claim_id"].to_list() == ["E1-C007"]
+    assert e1.filter(pl.col("claim_id") == "E1-C007")["claim_status"].to_list() == ["ready"] * 6
+
+
+def test_amo_split_uses_exact_cents(tmp_path, monkeypatch):
+    """A forfait of 45.83 € without ALD: 60 % = 27.498 -> 27.50 AMO, 18.33 patient."""
+    catalog = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, catalog, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    schedule = pl.read_csv(catalog / "tariff_schedule.csv", infer_schema=False)
+    schedule = schedule.with_columns(
+        rate=pl.when(pl.col("tier") == "organisational").then(pl.lit("45.83")).otherwise("rate"),
+        floor=pl.when(pl.col("tier") == "organisational").then(pl.lit("20.83")).otherwise("floor"),
+    )
+    schedule.write_csv(catalog / "tariff_schedule.csv")
+    monkeypatch.setenv(ENV_CATALOG_DIR, str(catalog))
+    landing = tmp_path / "landing"
+    write_rows(
+        landing / "enrollments" / "e.csv",
+        [enrollment("E9", "P9", "2025-01-01", activity_code="HEART_FAILURE")],
+    )
+    write_rows(
+        landing / "prescriptions" / "p.csv", [prescription("R9", "E9", "2025-01-01", "2025-12-31")]
+    )
+    write_rows(landing / "transmissions" / "t.jsonl", daily("P9", "2025-01-01", range(0, 30)))
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, "2025-02-15")
+    row = lines(warehouse, "payee = 'exploitant'").row(0, named=True)
+    assert (row["amount"], row["amo_amount"], row["patient_amount"]) == (
+        D("45.83"),
+        D("27.50"),
+        D("18.33"),
+    )
+
+
+def test_export_csv_and_parquet(warehouse, tmp_path):
+    summary = export_lines(
+        warehouse, "operator", date(2025, 1, 1), date(2025, 12, 31), tmp_path / "op.csv"
+    )
+    exported = pl.read_csv(tmp_path / "op.csv")
+    ready = lines(warehouse, "payee = 'operator' AND claim_status = 'ready'")
+    assert summary.lines == exported.height == ready.height
+    assert set(exported["payee"]) == {"operator"}
+    assert summary.pending_lines_left_out == 5
+    assert summary.periods_waiting_for_tariff == 7
+    assert summary.amount == sum(ready["amount"].to_list(), D("0"))
+    both = export_lines(
+        warehouse,
+        "exploitant",
+        date(2025, 1, 1),
+        date(2025, 1, 31),
+        tmp_path / "ex.parquet",
+        include_pending=True,
+    )
+    frame = pl.read_parquet(tmp_path / "ex.parquet")
+    assert both.lines == frame.height
+    assert frame["date_of_care"].max() <= date(2025, 1, 31)
+    with pytest.raises(ValueError, match="payee"):
+        export_lines(warehouse, "patient", date(2025, 1, 1), date(2025, 2, 1), tmp_path / "x.csv")
