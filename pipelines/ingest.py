@@ -124,13 +124,17 @@ def _ingest_kind(
             "SELECT path, size_bytes, mtime_ns FROM ops.ingested_files WHERE kind = ?", [kind]
         ).fetchall()
     }
-    candidates = [f for f in discover(landing, kind) if (f.relpath, f.size, f.mtime_ns) not in seen]
-    summary.files_skipped = len(seen)
+    found = discover(landing, kind)
+    candidates = [f for f in found if (f.relpath, f.size, f.mtime_ns) not in seen]
+    summary.files_skipped = len(found) - len(candidates)
     done = 0
     for batch in _batches(candidates, batch_bytes):
+        # Reading happens outside the transaction, into a temporary table: a file DuckDB cannot
+        # read then fails alone (recorded `unreadable`) instead of aborting the batch.
+        records = _read_batch(con, kind, batch)
         con.begin()
         try:
-            _load_batch(con, kind, batch, summary)
+            _record_batch(con, kind, records, summary)
             con.commit()
         except BaseException:
             con.rollback()
@@ -154,9 +158,8 @@ def _batches(files: list[LandingFile], batch_bytes: int) -> Iterable[list[Landin
         yield batch
 
 
-def _load_batch(
-    con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFile], summary: KindSummary
-) -> None:
+def _read_batch(con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFile]) -> list:
+    """Read the batch's files into the temp table ``landing_batch``; one record per file."""
     fields = contract.FIELDS[kind]
     columns = ", ".join(f"{name} VARCHAR" for name in fields)
     con.execute(
@@ -170,6 +173,7 @@ def _load_batch(
         ).fetchall()
     )
     file_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM ops.ingested_files")
+    records = []
     jsonl_parts: list[pa.Table] = []
     for f in files:
         data = f.path.read_bytes()
@@ -188,24 +192,9 @@ def _load_batch(
             except (OSError, EOFError, pa.ArrowException, duckdb.Error, ValueError) as exc:
                 status, error = "unreadable", f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("landing file %s could not be read: %s", f.relpath, error)
-        con.execute(
-            "INSERT INTO ops.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
-            [
-                file_id,
-                kind,
-                f.relpath,
-                f.fmt,
-                digest,
-                f.size,
-                f.mtime_ns,
-                status,
-                error,
-                same_as,
-                datetime.now(UTC),
-            ],
+        records.append(
+            (file_id, kind, f.relpath, f.fmt, digest, f.size, f.mtime_ns, status, error, same_as)
         )
-        summary.files_new += 1
-        summary.files_unreadable += status == "unreadable"
         file_id += 1
     if jsonl_parts:
         con.register("jsonl_lines", pa.concat_tables(jsonl_parts))
@@ -213,6 +202,20 @@ def _load_batch(
             con.execute(_template("ingest/read_jsonl", kind))
         finally:
             con.unregister("jsonl_lines")
+    return records
+
+
+def _record_batch(
+    con: duckdb.DuckDBPyConnection, kind: str, records: list, summary: KindSummary
+) -> None:
+    """Inside the batch's transaction: file rows, validation, de-duplication, the writes."""
+    now = datetime.now(UTC)
+    con.executemany(
+        "INSERT INTO ops.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
+        [[*record, now] for record in records],
+    )
+    summary.files_new += len(records)
+    summary.files_unreadable += sum(record[7] == "unreadable" for record in records)
     run_sql(con, f"ingest/validate_{kind}")
     con.execute(_template("ingest/classify", kind))
     con.execute(_template("ingest/record", kind))
@@ -246,6 +249,8 @@ def _read(
     con: duckdb.DuckDBPyConnection, f: LandingFile, data: bytes, file_id: int
 ) -> pa.Table | None:
     """Put the rows of one file into ``landing_batch`` (JSON lines are returned, parsed later)."""
+    if not data:
+        return None  # an empty file holds no rows
     if f.fmt == "jsonl":
         if f.path.name.lower().endswith(".gz"):
             data = gzip.decompress(data)
@@ -317,6 +322,7 @@ def _read_csv(f: LandingFile) -> pa.Table:
                 include_columns=fields,
                 include_missing_columns=True,
                 strings_can_be_null=True,
+                null_values=[""],  # "NA", "null", "NaN" are data, typed (or rejected) in SQL
             ),
         )
 

@@ -6,7 +6,7 @@ SELECT
     file_id,
     source_file,
     row_number,
-    rtrim(raw, E' \t\r\n') AS raw,
+    rtrim(raw, E'\r\n') AS raw,
     CASE
         WHEN encoding_error IS NOT NULL THEN encoding_error
         WHEN fields IS NULL OR NOT starts_with(ltrim(raw, E' \t'), '{{') THEN 'not a JSON object'
