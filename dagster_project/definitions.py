@@ -1,16 +1,24 @@
-"""The Dagster code location: asset groups, checks, schedule, sensor and resources."""
+"""The Dagster code location: asset groups, checks, schedule, sensor and resources.
 
-from __future__ import annotations
+Groups: ingest -> observance -> file_active -> billing -> reporting (pipelines.models says which
+SQL model belongs to which group). Resources come from the environment variables of the contract.
+"""
 
 import dagster as dg
 
-from dagster_project.assets import ingest, models
+from dagster_project.assets import ingest, models, reporting
+from dagster_project.checks import asset_checks
 from dagster_project.resources import resources_for
+from dagster_project.schedules import ingest_job, landing_sensor, nightly_job, nightly_schedule
 from pipelines.config import Settings
 
-all_assets = [*ingest.assets, *models.assets]
+all_assets = [*ingest.assets, *models.assets, *reporting.assets]
 
 defs = dg.Definitions(
     assets=all_assets,
+    asset_checks=asset_checks,
+    jobs=[nightly_job, ingest_job],
+    schedules=[nightly_schedule],
+    sensors=[landing_sensor],
     resources=resources_for(Settings.from_env(), fixed_as_of=False),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from dagster_project.checks import asset_checks
 from dagster_project.definitions import all_assets
 from dagster_project.resources import resources_for
 from pipelines.config import Settings
@@ -19,7 +20,7 @@ def materialize_all(
 ) -> dg.ExecuteInProcessResult:
     """Materialize the whole graph (or ``selection``) for ``settings``; raises on failure."""
     return dg.materialize(
-        all_assets,
+        [*all_assets, *asset_checks],
         resources=resources_for(settings),
         selection=selection,
         instance=instance,

@@ -1,0 +1,34 @@
+"""Group ``reporting``: the exploitant report, written next to the warehouse."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_project.resources import WarehouseResource
+from pipelines.report import write_report
+
+REPORT_NAME = "report.html"
+
+
+def report_path(warehouse: str) -> Path:
+    return Path(warehouse).parent / REPORT_NAME
+
+
+@dg.asset(
+    key=["reports", "exploitant_report"],
+    group_name="reporting",
+    deps=[
+        dg.AssetKey(["marts", "file_active_semester"]),
+        dg.AssetKey(["marts", "billing_lines"]),
+    ],
+    kinds={"html", "plotly"},
+    description="Self-contained HTML report for exploitants (reads the warehouse read-only).",
+)
+def exploitant_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    path = write_report(Path(warehouse.path), report_path(warehouse.path))
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path.resolve())), "bytes": path.stat().st_size}
+    )
+
+
+assets = [exploitant_report]

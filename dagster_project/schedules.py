@@ -1,0 +1,56 @@
+"""The nightly schedule, the landing sensor and the jobs they start."""
+
+import dagster as dg
+
+from dagster_project.resources import LandingResource
+from pipelines import contract
+from pipelines.ingest import discover
+
+nightly_job = dg.define_asset_job(
+    "nightly", selection=dg.AssetSelection.all(), description="The whole graph, every night."
+)
+ingest_job = dg.define_asset_job(
+    "ingest_landing",
+    selection=dg.AssetSelection.groups("ingest"),
+    description="Ingest new landing files (started by the landing sensor).",
+)
+
+nightly_schedule = dg.ScheduleDefinition(
+    name="nightly_02h_paris",
+    job=nightly_job,
+    cron_schedule="0 2 * * *",
+    execution_timezone="Europe/Paris",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every night at 02:00 Europe/Paris; as_of is that night's Paris date.",
+)
+
+
+def newest_change_ns(landing: LandingResource) -> tuple[int, int]:
+    """(newest change time in ns, number of files) of the landing folder.
+
+    The change time (ctime) moves when a file is created or copied in, even when the copy keeps
+    an old modification time, so it is a safe cursor.
+    """
+    from pathlib import Path
+
+    newest, count = 0, 0
+    for kind in contract.KINDS:
+        for found in discover(Path(landing.path), kind):
+            newest = max(newest, found.path.stat().st_ctime_ns)
+            count += 1
+    return newest, count
+
+
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts an ingestion run when files newer than the cursor land.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
+    newest, count = newest_change_ns(landing)
+    cursor = int(context.cursor or 0)
+    if newest <= cursor:
+        return dg.SkipReason(f"no new file in {landing.path} ({count} files seen)")
+    context.update_cursor(str(newest))
+    return dg.RunRequest(run_key=f"landing-{newest}", tags={"trigger": "landing_sensor"})
