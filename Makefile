@@ -25,8 +25,9 @@ demo: install  ## synthetic landing data (if none), full run, report
 test: install  ## the whole test suite
 	$(RUN) pytest
 
-dev: install  ## the Dagster UI on http://127.0.0.1:3000
+dev: install  ## the Dagster UI on http://127.0.0.1:3000 (with the daemon: schedule and sensor)
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(RUN) dagster dev -m dagster_project.definitions -h 127.0.0.1 -p 3000
 
 lint: install

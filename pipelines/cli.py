@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -175,5 +174,5 @@ def demo(
     report(settings.warehouse, config.DEFAULT_REPORT)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+if __name__ == "__main__":
+    app()

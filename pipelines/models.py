@@ -13,7 +13,7 @@ from datetime import date
 import duckdb
 
 from pipelines.file_active import price_semesters
-from pipelines.warehouse import row_count, run_sql, set_parameters
+from pipelines.warehouse import row_count, run_sql, set_parameters, sql_text
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Model:
     description: str = ""
     # a Python step run after the SQL, in the same transaction (e.g. pricing from a data file)
     then: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    # sql/metadata/<name>.sql: one row whose columns are shown with each materialization
+    metadata_sql: str | None = None
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -66,9 +68,10 @@ MODELS: tuple[Model, ...] = (
     Model(
         "marts.patient_periods",
         "observance/05_patient_periods",
-        ("staging.period_units", "staging.periods"),
+        ("staging.period_units", "staging.periods", "staging.enrollments", "ref.catalog"),
         "observance",
         description="One row per enrollment x period: completeness, billability, flags (R4-R7).",
+        metadata_sql="metadata/patient_periods",
     ),
     Model(
         "marts.unmatched_transmissions",
@@ -87,10 +90,11 @@ MODELS: tuple[Model, ...] = (
     Model(
         "marts.file_active_monthly",
         "file_active/01_monthly",
-        ("marts.patient_periods",),
+        ("marts.patient_periods", "staging.enrollments", "ref.catalog"),
         "file_active",
         description="Billable and monitored patients per month, exploitant, code, ICD-11 level "
         "(R8).",
+        metadata_sql="metadata/file_active_monthly",
     ),
     Model(
         "marts.file_active_semester",
@@ -105,18 +109,25 @@ MODELS: tuple[Model, ...] = (
     Model(
         "marts.billing_lines",
         "billing/01_billing_lines",
-        ("marts.file_active_semester", "marts.patient_periods"),
+        (
+            "marts.file_active_semester",
+            "marts.patient_periods",
+            "staging.enrollments",
+            "ref.catalog",
+        ),
         "billing",
         also_writes=("staging.billable_periods", "marts.billing_held", "ops.claim_lines"),
         description="Operator and exploitant lines per billable period, in claims of at most six "
         "consecutive periods; periods waiting for a tariff are held (R10).",
+        metadata_sql="metadata/billing_lines",
     ),
 )
 MODELS_BY_KEY = {model.key: model for model in MODELS}
 
 
-def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str, int]:
-    """Run one model's SQL as of ``as_of``; returns the row count of each table it writes."""
+def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str, object]:
+    """Run one model's SQL as of ``as_of``; returns the row count of each table it writes and
+    the model's own metadata (counts only, never patient-level values)."""
     set_parameters(con, as_of)
     con.begin()
     try:
@@ -127,4 +138,9 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
     except BaseException:
         con.rollback()
         raise
-    return {table: row_count(con, table) for table in model.tables}
+    counts: dict[str, object] = {f"{table}_rows": row_count(con, table) for table in model.tables}
+    if model.metadata_sql:
+        result = con.execute(sql_text(model.metadata_sql))
+        names = [column[0] for column in result.description]
+        counts |= dict(zip(names, result.fetchall()[0], strict=True))
+    return counts

@@ -24,10 +24,10 @@ def _model_asset(model: Model) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         as_of = evaluation.date()
         with warehouse.writer() as con:
-            counts = build(con, model, as_of)
+            metadata = build(con, model, as_of)
         return dg.MaterializeResult(
             metadata={"as_of": as_of.isoformat()}
-            | {f"{table}_rows": n for table, n in counts.items()}
+            | {name: value for name, value in metadata.items() if value is not None}
         )
 
     return _asset

@@ -1,0 +1,121 @@
+"""The Dagster code location: the graph snapshot, a run on a real instance, schedule, sensor."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster_project.definitions import defs
+from dagster_project.resources import LandingResource, resources_for
+from dagster_project.runner import materialize_all
+from dagster_project.schedules import landing_sensor, nightly_schedule
+from pipelines.config import Settings
+from tests.helpers import enrollment, prescription, query, tx, write_rows
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+def graph_snapshot() -> dict:
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+        }
+    return {
+        "assets": assets,
+        "checks": sorted(check.to_user_string() for check in graph.asset_check_keys),
+        "jobs": sorted(job.name for job in defs.jobs),
+        "schedules": sorted(s.name for s in defs.schedules),
+        "sensors": sorted(s.name for s in defs.sensors),
+    }
+
+
+def test_graph_matches_the_snapshot():
+    """The asset graph cannot change unnoticed. After an intended change, refresh with
+    UPDATE_SNAPSHOTS=1 pytest tests/test_definitions.py and review the diff."""
+    current = graph_snapshot()
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    assert current == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+def test_definitions_load_with_every_group():
+    groups = {spec["group"] for spec in graph_snapshot()["assets"].values()}
+    assert groups == {"ingest", "observance", "file_active", "billing", "reporting"}
+    assert defs.resolve_job_def("nightly").name == "nightly"  # resolves with its resources
+    assert defs.resolve_sensor_def("landing_sensor").name == "landing_sensor"
+
+
+def test_schedule_runs_nightly_at_2_in_paris():
+    assert nightly_schedule.cron_schedule == "0 2 * * *"
+    assert nightly_schedule.execution_timezone == "Europe/Paris"
+    assert nightly_schedule.job_name == "nightly"
+
+
+@pytest.fixture
+def landing(tmp_path) -> Path:
+    root = tmp_path / "landing"
+    write_rows(root / "enrollments" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
+    write_rows(
+        root / "prescriptions" / "p.csv", [prescription("R1", "E1", "2025-01-01", "2025-12-31")]
+    )
+    write_rows(
+        root / "transmissions" / "2025-01-10" / "t.jsonl",
+        [tx("P1", f"2025-01-{d:02d} 09:00", eye=e) for d in (2, 9) for e in ("OD", "OS")],
+    )
+    return root
+
+
+def test_sensor_triggers_on_new_files_only(landing):
+    resources = {"landing": LandingResource(path=str(landing))}
+    with dg.build_sensor_context(resources=resources) as context:
+        first = landing_sensor(context)
+        assert isinstance(first, dg.RunRequest)
+        cursor = context.cursor
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+        assert isinstance(landing_sensor(context), dg.SkipReason)  # nothing new: no re-trigger
+    write_rows(landing / "transmissions" / "2025-01-11" / "t.jsonl", [tx("P1", "2025-01-10 09:00")])
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+        again = landing_sensor(context)
+        assert isinstance(again, dg.RunRequest)
+        assert again.run_key != first.run_key
+
+
+def test_full_materialization_on_a_dagster_instance(landing, tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    settings = Settings(landing=landing, warehouse=warehouse, as_of=date(2025, 3, 1))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = materialize_all(settings, instance=instance)
+        assert result.success
+        graph = defs.resolve_asset_graph()
+        for key in graph.get_all_asset_keys():
+            event = instance.get_latest_materialization_event(key)
+            assert event is not None, f"{key.to_user_string()} was not materialized"
+        evaluations = result.get_asset_check_evaluations()
+        assert {e.asset_check_key for e in evaluations} == set(graph.asset_check_keys)
+        failed = [e.asset_check_key.to_user_string() for e in evaluations if not e.passed]
+        assert failed == []
+        periods = instance.get_latest_materialization_event(
+            dg.AssetKey(["marts", "patient_periods"])
+        ).asset_materialization.metadata
+        assert periods["billable_periods"].value == 1  # P1 sufficient; P2 no data
+    assert (tmp_path / "report.html").exists()
+    assert query(warehouse, "SELECT count(*) AS n FROM marts.patient_periods")["n"][0] == 2
+
+
+def test_the_schedule_leaves_as_of_to_the_night(tmp_path):
+    resources = resources_for(
+        Settings(tmp_path, tmp_path / "w.duckdb", date(2025, 1, 1)), fixed_as_of=False
+    )
+    assert resources["evaluation"].as_of == ""
