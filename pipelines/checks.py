@@ -69,7 +69,7 @@ def quarantine_share(
     warn: float = QUARANTINE_WARN_SHARE,
     error: float = QUARANTINE_ERROR_SHARE,
 ) -> CheckOutcome:
-    """Share of the rows read that went to quarantine: WARN above ``warn``, ERROR above ``error``."""
+    """Share of rows read that went to quarantine: WARN above ``warn``, ERROR above ``error``."""
     read, quarantined = con.execute(
         "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_quarantined), 0) "
         "FROM ops.ingested_files WHERE kind = ?",
