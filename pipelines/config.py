@@ -41,6 +41,10 @@ TRIAL_MAX_DAYS = 92
 SEMESTER_MONTHS = 6
 # R10 — at most this many consecutive monthly forfaits in one claim (GUIDE §7).
 CLAIM_MAX_PERIODS = 6
+# Alerts (issue 7): the pace of the open period is judged only after this many days of it.
+PACE_MIN_DAYS = 7
+# Alerts (issue 7): a prescription ending within this many days with no follow-up is flagged.
+PRESCRIPTION_NOTICE_DAYS = 30
 # R10 — share paid by the AMO for a patient without ALD exoneration (ticket modérateur 40 %).
 AMO_SHARE_WITHOUT_ALD = "0.60"
 

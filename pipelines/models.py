@@ -121,6 +121,24 @@ MODELS: tuple[Model, ...] = (
         "consecutive periods; periods waiting for a tariff are held (R10).",
         metadata_sql="metadata/billing_lines",
     ),
+    Model(
+        "staging.current_problems",
+        "alerts/01_current_problems",
+        ("marts.patient_periods", "staging.period_units", "staging.enrollments", "ref.catalog"),
+        "reporting",
+        description="Problems open on as_of: interruption, period at risk, reinforce, stop, "
+        "prescription expiring.",
+    ),
+    Model(
+        "marts.alerts",
+        "alerts/02_alerts",
+        ("staging.current_problems",),
+        "reporting",
+        also_writes=("ops.alert_history",),
+        description="Alerts for care teams and exploitants, kept across runs (first seen, last "
+        "seen, resolved).",
+        metadata_sql="metadata/alerts",
+    ),
 )
 MODELS_BY_KEY = {model.key: model for model in MODELS}
 

@@ -136,6 +136,35 @@ def decisions_figure(decisions: pl.DataFrame) -> go.Figure:
     return _layout(fig, "share of periods")
 
 
+def billing_figure(billing: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for (payee,), rows in billing.group_by(["payee"], maintain_order=True):
+        if payee == "waiting_for_tariff":
+            fig.add_scatter(
+                x=rows["month"].to_list(),
+                y=rows["lines"].to_list(),
+                name="periods waiting for a tariff",
+                mode="markers",
+                yaxis="y2",
+            )
+        else:
+            fig.add_bar(x=rows["month"].to_list(), y=rows["amount"].to_list(), name=payee)
+    fig.update_layout(
+        barmode="group",
+        yaxis2={"title": "periods waiting", "overlaying": "y", "side": "right"},
+    )
+    return _layout(fig, "€ by month of care")
+
+
+def alerts_figure(alerts: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    counts = alerts.group_by(["operator_id", "kind"]).len().sort(["operator_id", "kind"])
+    for (kind,), rows in counts.group_by(["kind"], maintain_order=True):
+        fig.add_bar(x=rows["operator_id"].to_list(), y=rows["len"].to_list(), name=kind)
+    fig.update_layout(barmode="stack")
+    return _layout(fig, "open alerts")
+
+
 def build_sections(warehouse: Path) -> list[Section]:
     with reader(warehouse) as con:
         if not table_exists(con, "marts.file_active_semester"):
@@ -145,6 +174,9 @@ def build_sections(warehouse: Path) -> list[Section]:
         revenue = _frame(con, "revenue_monthly")
         completeness = _frame(con, "completeness")
         decisions = _frame(con, "block_reasons")
+        billing = _frame(con, "billing_monthly")
+        alerts = _frame(con, "open_alerts")
+    held = int(billing.filter(pl.col("payee") == "waiting_for_tariff")["lines"].sum() or 0)
     table = semesters.select(
         "exploitant_id",
         "icd11_level",
@@ -188,6 +220,28 @@ def build_sections(warehouse: Path) -> list[Section]:
             "Decisions per activity",
             "Share of periods billable or blocked, by the first block reason that applies (R5).",
             decisions_figure(decisions),
+        ),
+        Section(
+            "Billing lines",
+            "Operator and exploitant lines by month of care (R10). Billable periods whose "
+            f"forfait-technique amount is unknown wait, both lines held: {held} periods "
+            "(marts.billing_held).",
+            billing_figure(billing),
+        ),
+        Section(
+            "Open alerts per operator",
+            "Interruptions, periods at risk, reinforcement and stop recommendations, expiring "
+            f"prescriptions: {alerts.height} open alerts.",
+            alerts_figure(alerts) if alerts.height else None,
+            alerts.select(
+                "operator_id",
+                "kind",
+                "audience",
+                "enrollment_id",
+                "first_seen",
+                "message_fr",
+                "message_en",
+            ),
         ),
     ]
 

@@ -101,6 +101,9 @@ def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         "claim_max_periods": config.CLAIM_MAX_PERIODS,
         "semester_months": config.SEMESTER_MONTHS,
         "amo_share": config.AMO_SHARE_WITHOUT_ALD,
+        "local_timezone": config.LOCAL_TIMEZONE,
+        "pace_min_days": config.PACE_MIN_DAYS,
+        "prescription_notice_days": config.PRESCRIPTION_NOTICE_DAYS,
     }
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])

@@ -157,7 +157,7 @@ def test_report_renders_every_chart_with_data(warehouse, tmp_path):
     assert "<script src" not in page  # self-contained: plotly.js is inline
     decoder = json.JSONDecoder()
     charts = re.findall(r'Plotly\.newPlot\(\s*"(chart-\d+)",\s*', page)
-    assert len(charts) == 5
+    assert len(charts) == 7
     for match in re.finditer(r'Plotly\.newPlot\(\s*"chart-\d+",\s*', page):
         traces, _ = decoder.raw_decode(page, match.end())
         assert traces, "a chart without traces"
@@ -166,3 +166,4 @@ def test_report_renders_every_chart_with_data(warehouse, tmp_path):
             assert values, f"a trace without data: {trace.get('name')}"
     assert "February" in page  # the dip is explained where users see it
     assert "no forfait-technique tariff" in page
+    assert "Open alerts per operator" in page

@@ -20,6 +20,7 @@ def report_path(warehouse: str) -> Path:
     deps=[
         dg.AssetKey(["marts", "file_active_semester"]),
         dg.AssetKey(["marts", "billing_lines"]),
+        dg.AssetKey(["marts", "alerts"]),
     ],
     kinds={"html", "plotly"},
     description="Self-contained HTML report for exploitants (reads the warehouse read-only).",

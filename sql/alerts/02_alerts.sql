@@ -1,0 +1,42 @@
+-- marts.alerts: alerts kept across runs (ops.alert_history). One alert per open problem per
+-- enrollment and kind: seen again -> last_seen moves on; gone -> resolved_at = as_of; back after
+-- being resolved -> a new alert. Never raised twice for the same open problem.
+CREATE TABLE IF NOT EXISTS ops.alert_history (
+    alert_id VARCHAR NOT NULL, enrollment_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    audience VARCHAR NOT NULL, patient_id VARCHAR NOT NULL, operator_id VARCHAR NOT NULL,
+    exploitant_id VARCHAR NOT NULL, activity_code VARCHAR NOT NULL,
+    message_fr VARCHAR NOT NULL, message_en VARCHAR NOT NULL, reference_date DATE,
+    first_seen DATE NOT NULL, last_seen DATE NOT NULL, resolved_at DATE
+);
+
+UPDATE ops.alert_history h
+SET last_seen = getvariable('as_of'), message_fr = c.message_fr, message_en = c.message_en,
+    reference_date = c.reference_date, audience = c.audience
+FROM staging.current_problems c
+WHERE h.resolved_at IS NULL AND h.enrollment_id = c.enrollment_id AND h.kind = c.kind;
+
+UPDATE ops.alert_history h
+SET resolved_at = getvariable('as_of')
+WHERE h.resolved_at IS NULL
+  AND h.first_seen <= getvariable('as_of')
+  AND NOT EXISTS (SELECT 1 FROM staging.current_problems c
+                  WHERE c.enrollment_id = h.enrollment_id AND c.kind = h.kind);
+
+INSERT INTO ops.alert_history BY NAME
+SELECT c.enrollment_id || ':' || c.kind || ':' || getvariable('as_of') AS alert_id,
+    c.enrollment_id, c.kind, c.audience, c.patient_id, c.operator_id, c.exploitant_id,
+    c.activity_code, c.message_fr, c.message_en, c.reference_date,
+    getvariable('as_of') AS first_seen, getvariable('as_of') AS last_seen, NULL AS resolved_at
+FROM staging.current_problems c
+WHERE NOT EXISTS (SELECT 1 FROM ops.alert_history h
+                  WHERE h.resolved_at IS NULL AND h.enrollment_id = c.enrollment_id
+                    AND h.kind = c.kind)
+  AND NOT EXISTS (SELECT 1 FROM ops.alert_history h  -- the same run again: nothing new
+                  WHERE h.alert_id = c.enrollment_id || ':' || c.kind || ':' || getvariable('as_of'));
+
+CREATE OR REPLACE TABLE marts.alerts AS
+SELECT alert_id, CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS status,
+    kind, audience, enrollment_id, patient_id, operator_id, exploitant_id, activity_code,
+    message_fr, message_en, reference_date, first_seen, last_seen, resolved_at
+FROM ops.alert_history
+ORDER BY status, operator_id, kind, enrollment_id;
