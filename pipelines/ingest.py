@@ -12,9 +12,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -158,10 +158,30 @@ def _batches(files: list[LandingFile], batch_bytes: int) -> Iterable[list[Landin
         yield batch
 
 
-def _read_batch(con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFile]) -> list:
+READ_ERRORS = (OSError, EOFError, pa.ArrowException, duckdb.Error, ValueError)
+
+
+@dataclass
+class _FileRecord:
+    """One landing file of a batch, as it will be recorded in ops.ingested_files."""
+
+    file: LandingFile
+    file_id: int
+    content_hash: str
+    status: str = "ingested"
+    error: str | None = None
+    same_content_as: int | None = None
+
+    def unreadable(self, exc: BaseException) -> None:
+        self.status, self.error = "unreadable", f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("landing file %s could not be read: %s", self.file.relpath, self.error)
+
+
+def _read_batch(
+    con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFile]
+) -> list[_FileRecord]:
     """Read the batch's files into the temp table ``landing_batch``; one record per file."""
-    fields = contract.FIELDS[kind]
-    columns = ", ".join(f"{name} VARCHAR" for name in fields)
+    columns = ", ".join(f"{name} VARCHAR" for name in contract.FIELDS[kind])
     con.execute(
         "CREATE OR REPLACE TEMP TABLE landing_batch (file_id INTEGER, source_file VARCHAR, "
         f"row_number BIGINT, raw VARCHAR, parse_error VARCHAR, {columns})"
@@ -172,30 +192,33 @@ def _read_batch(con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFi
             "WHERE content_hash IS NOT NULL AND status = 'ingested' GROUP BY ALL"
         ).fetchall()
     )
-    file_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM ops.ingested_files")
-    records = []
-    jsonl_parts: list[pa.Table] = []
-    for f in files:
+    first_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM ops.ingested_files")
+    records, jsonl_parts, parquet = [], [], []
+    for file_id, f in enumerate(files, start=first_id):
         data = f.path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        status, error, same_as = "ingested", None, known_hashes.get(digest)
+        record = _FileRecord(f, file_id, hashlib.sha256(data).hexdigest())
+        records.append(record)
         if f.fmt is None:
-            status, error = "unsupported", "file type not read (see docs/contract.md)"
-        elif same_as is not None:
-            status = "same_content"
-        else:
-            try:
-                part = _read(con, f, data, file_id)
-                if part is not None:
-                    jsonl_parts.append(part)
-                known_hashes[digest] = file_id
-            except (OSError, EOFError, pa.ArrowException, duckdb.Error, ValueError) as exc:
-                status, error = "unreadable", f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("landing file %s could not be read: %s", f.relpath, error)
-        records.append(
-            (file_id, kind, f.relpath, f.fmt, digest, f.size, f.mtime_ns, status, error, same_as)
-        )
-        file_id += 1
+            record.status, record.error = "unsupported", "file type not read (docs/contract.md)"
+            continue
+        if record.content_hash in known_hashes:
+            record.status = "same_content"
+            record.same_content_as = known_hashes[record.content_hash]
+            continue
+        known_hashes[record.content_hash] = file_id
+        if not data:
+            continue  # an empty file holds no rows
+        try:
+            if f.fmt == "jsonl":
+                text = gzip.decompress(data) if f.path.name.lower().endswith(".gz") else data
+                jsonl_parts.append(_jsonl_lines(text, file_id, f.relpath))
+            elif f.fmt == "csv":
+                _insert_arrow(con, _read_csv(f), file_id, f.relpath)
+            else:
+                parquet.append(record)
+        except READ_ERRORS as exc:
+            record.unreadable(exc)
+    _insert_parquet(con, kind, parquet)
     if jsonl_parts:
         con.register("jsonl_lines", pa.concat_tables(jsonl_parts))
         try:
@@ -206,16 +229,33 @@ def _read_batch(con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFi
 
 
 def _record_batch(
-    con: duckdb.DuckDBPyConnection, kind: str, records: list, summary: KindSummary
+    con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord], summary: KindSummary
 ) -> None:
     """Inside the batch's transaction: file rows, validation, de-duplication, the writes."""
-    now = datetime.now(UTC)
-    con.executemany(
-        "INSERT INTO ops.ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
-        [[*record, now] for record in records],
+    files = pa.table(
+        {
+            "file_id": pa.array([r.file_id for r in records], pa.int32()),
+            "kind": [kind] * len(records),
+            "path": [r.file.relpath for r in records],
+            "format": pa.array([r.file.fmt for r in records], pa.string()),
+            "content_hash": [r.content_hash for r in records],
+            "size_bytes": pa.array([r.file.size for r in records], pa.int64()),
+            "mtime_ns": pa.array([r.file.mtime_ns for r in records], pa.int64()),
+            "status": [r.status for r in records],
+            "error": pa.array([r.error for r in records], pa.string()),
+            "same_content_as": pa.array([r.same_content_as for r in records], pa.int32()),
+        }
     )
+    con.register("batch_files", files)
+    try:
+        con.execute(
+            "INSERT INTO ops.ingested_files BY NAME SELECT *, 0 AS rows_read, 0 AS rows_loaded, "
+            "0 AS rows_quarantined, 0 AS duplicates_skipped, now() AS ingested_at FROM batch_files"
+        )
+    finally:
+        con.unregister("batch_files")
     summary.files_new += len(records)
-    summary.files_unreadable += sum(record[7] == "unreadable" for record in records)
+    summary.files_unreadable += sum(r.status == "unreadable" for r in records)
     run_sql(con, f"ingest/validate_{kind}")
     con.execute(_template("ingest/classify", kind))
     con.execute(_template("ingest/record", kind))
@@ -243,23 +283,6 @@ def _template(name: str, kind: str) -> str:
         field_list=", ".join(fields),
         raw_fields=", ".join(f"{name} := b.{name}" for name in fields),
     )
-
-
-def _read(
-    con: duckdb.DuckDBPyConnection, f: LandingFile, data: bytes, file_id: int
-) -> pa.Table | None:
-    """Put the rows of one file into ``landing_batch`` (JSON lines are returned, parsed later)."""
-    if not data:
-        return None  # an empty file holds no rows
-    if f.fmt == "jsonl":
-        if f.path.name.lower().endswith(".gz"):
-            data = gzip.decompress(data)
-        return _jsonl_lines(data, file_id, f.relpath)
-    if f.fmt == "csv":
-        _insert_arrow(con, _read_csv(f), file_id, f.relpath)
-    elif f.fmt == "parquet":
-        _insert_parquet(con, f, file_id)
-    return None
 
 
 def _jsonl_lines(data: bytes, file_id: int, source_file: str) -> pa.Table:
@@ -365,18 +388,47 @@ def _insert_arrow(
         con.unregister("landing_file")
 
 
-def _insert_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, file_id: int) -> None:
-    present = {
-        row[0]
-        for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)]).fetchall()
-    }
+def _insert_parquet(con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord]) -> None:
+    """All Parquet files of the batch in one scan; if that fails, one by one to find the bad."""
+    if not records:
+        return
+    try:
+        _scan_parquet(con, kind, records)
+    except READ_ERRORS:
+        if len(records) == 1:
+            records[0].unreadable(sys.exc_info()[1])
+            return
+        for record in records:
+            try:
+                _scan_parquet(con, kind, [record])
+            except READ_ERRORS as exc:
+                record.unreadable(exc)
+
+
+def _scan_parquet(con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord]) -> None:
+    paths = [str(r.file.path) for r in records]
+    scan = "read_parquet(?, filename = true, file_row_number = true, union_by_name = true)"
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}", [paths]).fetchall()}
     projection = ", ".join(
-        f'CAST("{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"
-        for name in contract.FIELDS[f.kind]
+        f'CAST(p."{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"
+        for name in contract.FIELDS[kind]
     )
-    con.execute(
-        f"INSERT INTO landing_batch BY NAME SELECT ? AS file_id, ? AS source_file, "
-        f"file_row_number + 1 AS row_number, {projection} "
-        f"FROM read_parquet(?, file_row_number = true)",
-        [file_id, f.relpath, str(f.path)],
+    con.register(
+        "parquet_files",
+        pa.table(
+            {
+                "filename": paths,
+                "file_id": pa.array([r.file_id for r in records], pa.int32()),
+                "source_file": [r.file.relpath for r in records],
+            }
+        ),
     )
+    try:
+        con.execute(
+            "INSERT INTO landing_batch BY NAME SELECT f.file_id, f.source_file, "
+            f"p.file_row_number + 1 AS row_number, {projection} "
+            f"FROM {scan} p JOIN parquet_files f USING (filename)",
+            [paths],
+        )
+    finally:
+        con.unregister("parquet_files")

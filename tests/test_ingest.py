@@ -825,16 +825,16 @@ def test_kill_during_second_batch_keeps_the_first_and_rerun_completes(clean, tmp
 
     crashed = tmp_path / "crashed.duckdb"
     calls = []
-    real = ingest_module._read
+    real = ingest_module._record_batch
 
-    def killed_on_second_file(con, f, data, file_id):
-        calls.append(f.relpath)
+    def killed_in_second_batch(con, kind, records, summary):
+        calls.extend(r.file.relpath for r in records)
+        real(con, kind, records, summary)  # every write of the batch is done...
         if len(calls) == 2:
-            raise Killed(f.relpath)
-        return real(con, f, data, file_id)
+            raise Killed(calls[-1])  # ...and the process dies before the commit
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ingest_module, "_read", killed_on_second_file)
+        mp.setattr(ingest_module, "_record_batch", killed_in_second_batch)
         with pytest.raises(Killed):
             ingest_direct(landing, crashed, kinds=["transmissions"], batch_bytes=batch_bytes)
     assert calls == ["transmissions/d1/a.jsonl", "transmissions/d2/b.csv"]

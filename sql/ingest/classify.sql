@@ -11,18 +11,21 @@ WITH candidates AS (
 kept AS (
     SELECT {key}, r.payload_hash, r.file_id, r.row_number
     FROM raw.{kind} r
-    SEMI JOIN (SELECT DISTINCT {key} FROM candidates) c USING ({key})
-),
-kept_payload AS (
-    SELECT DISTINCT {key}, payload_hash, true AS payload_kept FROM kept
+    SEMI JOIN candidates c USING ({key})
 ),
 kept_key AS (
     -- the payload of the latest version kept for each key (for a non-versioned kind, the only one)
     SELECT {key}, arg_max(payload_hash, (file_id, row_number)) AS kept_hash FROM kept GROUP BY ALL
 ),
+contested AS (
+    -- keys that need a decision: seen twice in the batch, or already kept. Every other row is
+    -- simply loaded, which spares the ordering work below for almost all rows.
+    SELECT {key} FROM candidates GROUP BY ALL HAVING count(*) > 1
+    UNION
+    SELECT {key} FROM kept_key
+),
 ranked AS (
     SELECT c.*,
-        coalesce(p.payload_kept, false) AS payload_kept,
         k.kept_hash,
         row_number() OVER (PARTITION BY {key}, c.payload_hash
                            ORDER BY c.file_id, c.row_number) AS payload_rank,
@@ -31,8 +34,7 @@ ranked AS (
         -- versioned kinds: the version just before this row (kept, or earlier in the batch)
         coalesce(lag(c.payload_hash) OVER (PARTITION BY {key} ORDER BY c.file_id, c.row_number),
                  k.kept_hash) AS previous_payload
-    FROM candidates c
-    LEFT JOIN kept_payload p USING ({key}, payload_hash)
+    FROM (SELECT * FROM candidates SEMI JOIN contested USING ({key})) c
     LEFT JOIN kept_key k USING ({key})
 ),
 decided AS (
@@ -47,11 +49,15 @@ decided AS (
         END AS status
     FROM ranked
 )
-SELECT * EXCLUDE (payload_kept, kept_hash, payload_rank, first_payload, previous_payload),
+SELECT * EXCLUDE (kept_hash, payload_rank, first_payload, previous_payload),
     CASE WHEN status = 'quarantined' THEN 'conflicting_duplicate' END AS final_reason,
     CASE WHEN status = 'quarantined' THEN 'differs from the row kept for this key' END
         AS final_detail
 FROM decided
+UNION ALL BY NAME
+SELECT c.*, 'loaded' AS status, NULL AS final_reason, NULL AS final_detail
+FROM candidates c
+ANTI JOIN contested USING ({key})
 UNION ALL BY NAME
 SELECT *, 'quarantined' AS status, reason AS final_reason, detail AS final_detail
 FROM validated
