@@ -27,9 +27,12 @@ from pipelines.warehouse import run_sql, scalar, sql_text, table_exists
 
 log = logging.getLogger(__name__)
 
-# Files are read and committed in batches of about this many bytes on disk: large enough to keep
-# the per-batch de-duplication cheap, small enough to bound memory.
-BATCH_BYTES = 512 * 1024 * 1024
+# Files are read and committed in batches of about this many bytes of JSON lines (other formats
+# are weighted by how many rows a byte holds, see FORMAT_WEIGHT): about 4 million rows, large
+# enough to keep the per-batch de-duplication cheap, small enough to stay in memory.
+BATCH_BYTES = 1024 * 1024 * 1024
+FORMAT_WEIGHT = {"jsonl": 1, "csv": 2, "parquet": 16}
+GZIP_WEIGHT = 6
 # Keys of the de-duplication, and whether a new payload for a known key is a new version.
 DEDUP = {
     "transmissions": (("exploitant_id", "transmission_id"), False),
@@ -149,11 +152,13 @@ def _batches(files: list[LandingFile], batch_bytes: int) -> Iterable[list[Landin
     batch: list[LandingFile] = []
     size = 0
     for f in files:
-        if batch and size + f.size > batch_bytes:
+        weight = FORMAT_WEIGHT.get(f.fmt or "", 1)
+        weight *= GZIP_WEIGHT if f.path.name.lower().endswith(".gz") else 1
+        if batch and size + f.size * weight > batch_bytes:
             yield batch
             batch, size = [], 0
         batch.append(f)
-        size += f.size
+        size += f.size * weight
     if batch:
         yield batch
 

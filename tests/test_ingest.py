@@ -497,7 +497,7 @@ def test_formats_load_identically(dirty):
     for fmt, (path, exploitant) in FORMATS.items():
         frames[fmt] = query(
             dirty[1],
-            "SELECT * EXCLUDE (source_file, file_id, row_number, exploitant_id) "
+            "SELECT * EXCLUDE (source_file, file_id, row_number, exploitant_id, key_hash) "
             "FROM raw.transmissions WHERE exploitant_id = ? ORDER BY transmission_id",
             [exploitant],
         )

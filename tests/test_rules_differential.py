@@ -188,18 +188,19 @@ def run_models(items: list[History], as_of: date) -> duckdb.DuckDBPyConnection:
     for i, h in enumerate(items):
         eid, patient = f"E{i}", f"P{i}"
         con.execute(
-            "INSERT INTO raw.enrollments VALUES (?, ?, ?, 'X', 'OP', ?, ?, ?, false, 0, 1, 'f', ?)",
+            "INSERT INTO raw.enrollments VALUES "
+            "(?, ?, ?, 'X', 'OP', ?, ?, ?, false, 0, 0, 1, 'f', ?)",
             [eid, patient, h.activity, h.start, h.end, h.end_reason, i],
         )
         for j, (kind, valid_from, valid_until) in enumerate(h.prescriptions):
             con.execute(
-                "INSERT INTO raw.prescriptions VALUES (?, ?, ?, ?, ?, 0, 1, 'f', ?)",
+                "INSERT INTO raw.prescriptions VALUES (?, ?, ?, ?, ?, 0, 0, 1, 'f', ?)",
                 [f"RX{i}-{j}", eid, kind, valid_from, valid_until, j],
             )
         for j, t in enumerate(h.transmissions):
             con.execute(
                 "INSERT INTO raw.transmissions VALUES "
-                "(?, 'X', ?, ?, ?, ?, ?, NULL, 1.0, NULL, ?, ?, 0, 1, 'f', ?)",
+                "(?, 'X', ?, ?, ?, ?, ?, NULL, 1.0, NULL, ?, ?, 0, 0, 1, 'f', ?)",
                 [
                     f"T{i}-{j}",
                     h.activity,

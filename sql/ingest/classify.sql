@@ -6,23 +6,24 @@
 --   status: loaded | duplicate (exact repeat of what is kept) | quarantined (final_reason says why)
 CREATE OR REPLACE TEMP TABLE classified AS
 WITH candidates AS (
-    SELECT * FROM validated WHERE reason IS NULL
+    SELECT *, hash({key}) AS key_hash FROM validated WHERE reason IS NULL
 ),
-kept AS (
-    SELECT {key}, r.payload_hash, r.file_id, r.row_number
+kept AS (  -- rows already kept whose key hash is in the batch (integer join, then exact keys)
+    SELECT r.key_hash, {key}, r.payload_hash, r.file_id, r.row_number
     FROM raw.{kind} r
-    SEMI JOIN candidates c USING ({key})
+    SEMI JOIN candidates c USING (key_hash)
+),
+contested_hashes AS (
+    -- keys that need a decision: seen twice in the batch, or already kept. Every other row is
+    -- simply loaded, which spares the ordering work below for almost all rows. A hash
+    -- collision only sends a few more rows through the exact logic.
+    SELECT key_hash FROM candidates GROUP BY key_hash HAVING count(*) > 1
+    UNION
+    SELECT key_hash FROM kept
 ),
 kept_key AS (
     -- the payload of the latest version kept for each key (for a non-versioned kind, the only one)
     SELECT {key}, arg_max(payload_hash, (file_id, row_number)) AS kept_hash FROM kept GROUP BY ALL
-),
-contested AS (
-    -- keys that need a decision: seen twice in the batch, or already kept. Every other row is
-    -- simply loaded, which spares the ordering work below for almost all rows.
-    SELECT {key} FROM candidates GROUP BY ALL HAVING count(*) > 1
-    UNION
-    SELECT {key} FROM kept_key
 ),
 ranked AS (
     SELECT c.*,
@@ -34,7 +35,7 @@ ranked AS (
         -- versioned kinds: the version just before this row (kept, or earlier in the batch)
         coalesce(lag(c.payload_hash) OVER (PARTITION BY {key} ORDER BY c.file_id, c.row_number),
                  k.kept_hash) AS previous_payload
-    FROM (SELECT * FROM candidates SEMI JOIN contested USING ({key})) c
+    FROM (SELECT * FROM candidates SEMI JOIN contested_hashes USING (key_hash)) c
     LEFT JOIN kept_key k USING ({key})
 ),
 decided AS (
@@ -57,8 +58,9 @@ FROM decided
 UNION ALL BY NAME
 SELECT c.*, 'loaded' AS status, NULL AS final_reason, NULL AS final_detail
 FROM candidates c
-ANTI JOIN contested USING ({key})
+ANTI JOIN contested_hashes USING (key_hash)
 UNION ALL BY NAME
-SELECT *, 'quarantined' AS status, reason AS final_reason, detail AS final_detail
+SELECT *, NULL AS key_hash, 'quarantined' AS status, reason AS final_reason,
+    detail AS final_detail
 FROM validated
 WHERE reason IS NOT NULL;

@@ -1,7 +1,7 @@
 -- Write a classified batch: loaded rows to raw.{kind}, rejected rows to ops.quarantine, and the
 -- per-file reconciliation (rows read = loaded + quarantined + duplicates) to ops.ingested_files.
 INSERT INTO raw.{kind} BY NAME
-SELECT {field_list}, payload_hash, file_id, source_file, row_number
+SELECT {field_list}, key_hash, payload_hash, file_id, source_file, row_number
 FROM classified
 WHERE status = 'loaded';
 

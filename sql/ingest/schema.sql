@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS raw.transmissions (
     unit            VARCHAR,
     distance_cm     DOUBLE,
     ambient_lux     DOUBLE,
+    key_hash        UBIGINT NOT NULL,  -- hash of the de-duplication key
     payload_hash    UBIGINT NOT NULL,
     file_id         INTEGER NOT NULL,
     source_file     VARCHAR NOT NULL,
@@ -60,6 +61,7 @@ CREATE TABLE IF NOT EXISTS raw.enrollments (
     end_date      DATE,
     end_reason    VARCHAR,
     ald           BOOLEAN NOT NULL,
+    key_hash      UBIGINT NOT NULL,
     payload_hash  UBIGINT NOT NULL,
     file_id       INTEGER NOT NULL,
     source_file   VARCHAR NOT NULL,
@@ -72,6 +74,7 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
     kind            VARCHAR NOT NULL,
     valid_from      DATE NOT NULL,
     valid_until     DATE NOT NULL,
+    key_hash        UBIGINT NOT NULL,  -- hash of the de-duplication key
     payload_hash    UBIGINT NOT NULL,
     file_id         INTEGER NOT NULL,
     source_file     VARCHAR NOT NULL,
