@@ -1,0 +1,23 @@
+"""Shared fixtures: a small synthetic landing folder and its warehouse, built once per session."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from pipelines.generate import generate_landing
+from tests.helpers import run
+
+DEMO_END = date(2025, 11, 30)
+DEMO_AS_OF = date(2025, 12, 1)
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory):
+    """The generator's landing data (dirty), run through the asset graph as of DEMO_AS_OF."""
+    root = tmp_path_factory.mktemp("demo")
+    generate_landing(root / "landing", patients=150, months=12, seed=7, end_date=DEMO_END)
+    warehouse = root / "warehouse.duckdb"
+    run(root / "landing", warehouse, DEMO_AS_OF)
+    return warehouse

@@ -1,0 +1,88 @@
+"""The synthetic data exercise every rule: the demo warehouse shows every decision and flag."""
+
+from __future__ import annotations
+
+from pipelines.checks import (
+    file_active_consistent,
+    lines_paired,
+    periods_decided,
+    quarantine_share,
+    reconciliation,
+)
+from pipelines.contract import KINDS
+from pipelines.warehouse import reader
+from tests.helpers import query
+
+BLOCK_REASONS = {
+    "open",
+    "not_completed",
+    "no_prescription",
+    "previous_period_insufficient",
+    "no_data",
+}
+
+
+def test_every_block_reason_and_both_flags(demo_warehouse):
+    periods = query(
+        demo_warehouse,
+        "SELECT block_reason, count(*) AS n, count(*) FILTER (WHERE reinforce_recommended) AS r, "
+        "count(*) FILTER (WHERE stop_required) AS s, count(*) FILTER (WHERE died_in_period) AS d "
+        "FROM marts.patient_periods GROUP BY ALL",
+    )
+    assert set(periods["block_reason"].drop_nulls()) == BLOCK_REASONS
+    assert periods.filter(periods["block_reason"].is_null())["n"].sum() > 0  # billable ones
+    assert periods["r"].sum() > 0 and periods["s"].sum() > 0 and periods["d"].sum() > 0
+
+
+def test_every_data_status_and_activity(demo_warehouse):
+    statuses = query(
+        demo_warehouse,
+        "SELECT DISTINCT activity_code, data_status FROM marts.patient_periods WHERE is_closed",
+    )
+    assert set(statuses["data_status"]) == {"no_data", "insufficient", "sufficient"}
+    assert statuses["activity_code"].n_unique() == 7
+
+
+def test_dirty_rows_are_quarantined_with_their_reasons(demo_warehouse):
+    reasons = set(query(demo_warehouse, "SELECT DISTINCT reason FROM ops.quarantine")["reason"])
+    assert reasons >= {
+        "malformed_record",
+        "missing_field",
+        "timestamp_without_offset",
+        "bad_type",
+        "unknown_activity",
+        "invalid_eye",
+        "conflicting_duplicate",
+    }
+    assert (
+        query(demo_warehouse, "SELECT sum(duplicates_skipped) AS n FROM ops.ingested_files")["n"][0]
+        > 0
+    )
+
+
+def test_demo_passes_every_error_check(demo_warehouse):
+    with reader(demo_warehouse) as con:
+        outcomes = [reconciliation(con, kind) for kind in KINDS]
+        outcomes += [periods_decided(con), lines_paired(con), file_active_consistent(con)]
+        assert all(outcome.passed for outcome in outcomes), [o.description for o in outcomes]
+        # the generator's dirt stays below the 10 % error threshold
+        assert (
+            quarantine_share(con, "transmissions").severity == "WARN"
+            or quarantine_share(con, "transmissions").passed
+        )
+
+
+def test_demo_fills_file_active_billing_and_alerts(demo_warehouse):
+    counts = query(
+        demo_warehouse,
+        "SELECT (SELECT count(DISTINCT exploitant_id) FROM marts.file_active_semester)"
+        " AS exploitants,"
+        " (SELECT count(*) FROM marts.file_active_semester WHERE technique_amount IS NOT NULL)"
+        " AS priced,"
+        " (SELECT count(*) FROM marts.billing_lines) AS lines,"
+        " (SELECT count(*) FROM marts.billing_held) AS held,"
+        " (SELECT count(DISTINCT kind) FROM marts.alerts) AS alert_kinds",
+    ).row(0, named=True)
+    assert counts["exploitants"] >= 3
+    assert counts["priced"] > 0 and counts["lines"] > 0 and counts["held"] > 0
+    assert counts["alert_kinds"] == 5
