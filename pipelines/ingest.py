@@ -265,9 +265,9 @@ def _record_batch(
     con.execute(_template("ingest/classify", kind))
     con.execute(_template("ingest/record", kind))
     counts = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'loaded'), "
-        "count(*) FILTER (WHERE status = 'quarantined'), "
-        "count(*) FILTER (WHERE status = 'duplicate') FROM classified"
+        "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), "
+        "coalesce(sum(rows_quarantined), 0), coalesce(sum(duplicates_skipped), 0) "
+        "FROM batch_counts"
     ).fetchall()[0]
     summary.rows_read += counts[0]
     summary.rows_loaded += counts[1]
@@ -287,6 +287,7 @@ def _template(name: str, kind: str) -> str:
         columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
         field_list=", ".join(fields),
         raw_fields=", ".join(f"{name} := b.{name}" for name in fields),
+        typed_fields=", ".join(f"{name} := {name}" for name in fields),
     )
 
 

@@ -1,31 +1,54 @@
--- Write a classified batch: loaded rows to raw.{kind}, rejected rows to ops.quarantine, and the
--- per-file reconciliation (rows read = loaded + quarantined + duplicates) to ops.ingested_files.
+-- Write a validated and de-duplicated batch: loaded rows to raw.{kind}, rejected rows to
+-- ops.quarantine, and the per-file reconciliation (rows read = loaded + quarantined +
+-- duplicates) to ops.ingested_files. ({{ }} would be literal braces of this template.)
 INSERT INTO raw.{kind} BY NAME
 SELECT {field_list}, key_hash, payload_hash, file_id, source_file, row_number
-FROM classified
+FROM validated
+ANTI JOIN contested_hashes USING (key_hash)
+WHERE reason IS NULL
+UNION ALL BY NAME
+SELECT {field_list}, key_hash, payload_hash, file_id, source_file, row_number
+FROM decided
 WHERE status = 'loaded';
 
 INSERT INTO ops.quarantine BY NAME
-SELECT c.file_id, c.source_file, '{kind}' AS kind, c.row_number,
-    c.final_reason AS reason, c.final_detail AS detail,
+WITH rejected AS (
+    SELECT file_id, source_file, row_number, raw, reason, detail
+    FROM validated WHERE reason IS NOT NULL
+    UNION ALL
+    SELECT file_id, source_file, row_number,
+        coalesce(raw, CAST(to_json(struct_pack({typed_fields})) AS VARCHAR)),
+        'conflicting_duplicate', 'differs from the row kept for this key'
+    FROM decided WHERE status = 'quarantined'
+)
+SELECT r.file_id, r.source_file, '{kind}' AS kind, r.row_number, r.reason, r.detail,
     -- JSON lines keep their text; CSV and Parquet rows are shown as the fields as read
-    coalesce(c.raw, CAST(to_json(struct_pack({raw_fields})) AS VARCHAR)) AS raw_record,
+    coalesce(r.raw, CAST(to_json(struct_pack({raw_fields})) AS VARCHAR)) AS raw_record,
     now() AS quarantined_at
-FROM (SELECT * FROM classified WHERE status = 'quarantined') c
-JOIN landing_batch b USING (file_id, row_number);
+FROM rejected r
+LEFT JOIN landing_batch b USING (file_id, row_number);
+
+CREATE OR REPLACE TEMP TABLE batch_counts AS
+WITH read AS (
+    SELECT file_id, count(*) AS rows_read, count(*) FILTER (WHERE reason IS NOT NULL) AS bad
+    FROM validated GROUP BY file_id
+),
+contested AS (
+    SELECT file_id,
+        count(*) FILTER (WHERE status = 'duplicate') AS duplicates,
+        count(*) FILTER (WHERE status = 'quarantined') AS conflicts
+    FROM decided GROUP BY file_id
+)
+SELECT r.file_id, r.rows_read,
+    r.rows_read - r.bad - coalesce(c.duplicates, 0) - coalesce(c.conflicts, 0) AS rows_loaded,
+    r.bad + coalesce(c.conflicts, 0) AS rows_quarantined,
+    coalesce(c.duplicates, 0) AS duplicates_skipped
+FROM read r LEFT JOIN contested c USING (file_id);
 
 UPDATE ops.ingested_files f
 SET rows_read = c.rows_read,
     rows_loaded = c.rows_loaded,
     rows_quarantined = c.rows_quarantined,
     duplicates_skipped = c.duplicates_skipped
-FROM (
-    SELECT file_id,
-        count(*) AS rows_read,
-        count(*) FILTER (WHERE status = 'loaded') AS rows_loaded,
-        count(*) FILTER (WHERE status = 'quarantined') AS rows_quarantined,
-        count(*) FILTER (WHERE status = 'duplicate') AS duplicates_skipped
-    FROM classified
-    GROUP BY file_id
-) c
+FROM batch_counts c
 WHERE f.file_id = c.file_id;

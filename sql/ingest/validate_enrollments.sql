@@ -44,6 +44,7 @@ SELECT
     file_id, source_file, row_number, raw,
     enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
     start_date, end_date, end_reason, ald,
+    hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
     hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
          end_reason, ald) AS payload_hash,
     CASE

@@ -33,6 +33,7 @@ judged AS (
 SELECT
     file_id, source_file, row_number, raw,
     prescription_id, enrollment_id, kind, valid_from, valid_until,
+    hash(prescription_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
     hash(enrollment_id, kind, valid_from, valid_until) AS payload_hash,
     CASE
         WHEN parse_error IS NOT NULL THEN 'malformed_record'

@@ -66,6 +66,7 @@ SELECT
     file_id, source_file, row_number, raw,
     transmission_id, exploitant_id, activity_code, patient_id, measure_type, eye,
     measured_at, received_at, value, unit, distance_cm, ambient_lux,
+    hash(exploitant_id, transmission_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
     hash(activity_code, patient_id, measure_type, eye, measured_at, value, unit,
          distance_cm, ambient_lux) AS payload_hash,
     CASE
