@@ -1,21 +1,22 @@
 -- R1 and the contract: type every field of the batch and give each bad row its reason
 -- (the first that applies, in the order of pipelines/contract.py QUARANTINE_REASONS).
+-- Identifiers are trimmed; other fields are taken as sent (an empty text is a missing value).
 CREATE OR REPLACE TEMP TABLE validated AS
 WITH cleaned AS (
     SELECT
         file_id, source_file, row_number, raw, parse_error,
         nullif(trim(transmission_id), '') AS transmission_id,
         nullif(trim(exploitant_id), '') AS exploitant_id,
-        nullif(trim(activity_code), '') AS activity_code,
+        nullif(activity_code, '') AS activity_code,
         nullif(trim(patient_id), '') AS patient_id,
-        nullif(trim(measure_type), '') AS measure_type,
-        upper(nullif(trim(eye), '')) AS eye,
-        nullif(trim(measured_at), '') AS measured_at_text,
-        nullif(trim(received_at), '') AS received_at_text,
-        nullif(trim(value), '') AS value_text,
-        nullif(trim(unit), '') AS unit,
-        nullif(trim(distance_cm), '') AS distance_text,
-        nullif(trim(ambient_lux), '') AS lux_text
+        nullif(measure_type, '') AS measure_type,
+        upper(nullif(eye, '')) AS eye,
+        nullif(measured_at, '') AS measured_at_text,
+        nullif(received_at, '') AS received_at_text,
+        nullif(value, '') AS value_text,
+        nullif(unit, '') AS unit,
+        nullif(distance_cm, '') AS distance_text,
+        nullif(ambient_lux, '') AS lux_text
     FROM landing_batch
 ),
 offsets AS (
