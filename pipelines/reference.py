@@ -7,6 +7,7 @@ The SQL models join these instead of carrying constants: the activity catalog
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -63,8 +64,14 @@ def load_reference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "activity_measures": activity_measures(),
         "paris_offsets": paris_offsets(),
     }
+    digest = hashlib.sha256()
     for name, frame in tables.items():
+        digest.update(name.encode() + frame.write_csv().encode())
         con.register("frame", frame.to_arrow())
         con.execute(f"CREATE OR REPLACE TABLE ref.{name} AS SELECT * FROM frame")
         con.unregister("frame")
+    # what incremental models compare to know whether the reference data changed
+    con.execute(
+        "CREATE OR REPLACE TABLE ref.version AS SELECT ? AS reference_hash", [digest.hexdigest()]
+    )
     return {name: frame.height for name, frame in tables.items()}

@@ -20,9 +20,10 @@ import duckdb
 from pipelines import config
 
 SCHEMAS = ("ref", "raw", "ops", "staging", "marts")
-# A DuckDB file opened read-write by another process cannot be opened at all for a moment;
-# read-only openers retry for this long before giving up.
+# A DuckDB file opened by another process (a writer, or for a writer any reader) cannot be opened
+# for a moment: readers retry for this long, writers (already holding the lock) for WRITE_RETRY.
 READ_ONLY_RETRY_SECONDS = 60.0
+WRITE_RETRY_SECONDS = 600.0
 MEMORY_LIMIT = "4GB"
 
 
@@ -52,7 +53,7 @@ def write_lock(warehouse: Path) -> Iterator[None]:
 def writer(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection, held under the writer lock, with the schemas in place."""
     with write_lock(warehouse):
-        con = duckdb.connect(str(warehouse))
+        con = _connect(warehouse, read_only=False, patience=WRITE_RETRY_SECONDS)
         try:
             _configure(con)
             for schema in SCHEMAS:
@@ -67,20 +68,24 @@ def reader(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection (analysts, report, export): it can never change the warehouse."""
     if not warehouse.exists():
         raise FileNotFoundError(f"no warehouse at {warehouse}: run `observance run` first")
-    deadline = time.monotonic() + READ_ONLY_RETRY_SECONDS
-    while True:
-        try:
-            con = duckdb.connect(str(warehouse), read_only=True)
-            break
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    con = _connect(warehouse, read_only=True, patience=READ_ONLY_RETRY_SECONDS)
     try:
         con.execute("SET TimeZone = 'UTC'")
         yield con
     finally:
         con.close()
+
+
+def _connect(warehouse: Path, read_only: bool, patience: float) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting while another process has it open in a conflicting mode."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return duckdb.connect(str(warehouse), read_only=read_only)
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def sql_text(name: str) -> str:

@@ -7,12 +7,31 @@
 -- R3: only the activity's counted measure types make units; an ODYSIGHT test whose recorded
 -- distance or light is outside the catalog bounds is invalid (a missing value is not); one unit
 -- per (patient, eye, day) for eye tests, one per (patient, day) for the other lines.
-CREATE OR REPLACE TABLE staging.daily_units AS
+--
+-- Incremental: raw.transmissions only grows, and these aggregates merge (or, max, sum), so each
+-- run folds in only the rows of files ingested since the last run (ops.model_state holds that
+-- file id). A change of the catalog or of the Paris offsets rebuilds the table from scratch.
+CREATE TABLE IF NOT EXISTS staging.daily_units (
+    patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
+    unit_eye VARCHAR, has_valid BOOLEAN, has_invalid BOOLEAN, transmissions BIGINT,
+    last_received_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS ops.model_state (
+    model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL
+);
+SET VARIABLE reference_hash = (SELECT reference_hash FROM ref.version);
+SET VARIABLE daily_units_after_file = coalesce((
+    SELECT after_file_id FROM ops.model_state
+    WHERE model = 'daily_units' AND reference_hash = getvariable('reference_hash')), 0);
+DELETE FROM staging.daily_units WHERE getvariable('daily_units_after_file') = 0;
+
+CREATE OR REPLACE TEMP TABLE new_units AS
 WITH instants AS (
     SELECT t.patient_id, t.activity_code, t.exploitant_id, t.measure_type, t.eye,
            t.distance_cm, t.ambient_lux, t.received_at,
            epoch_us(t.measured_at) AS utc_us
     FROM raw.transmissions t
+    WHERE t.file_id > getvariable('daily_units_after_file')
 ),
 localised AS (
     SELECT i.*,
@@ -42,3 +61,33 @@ SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
     max(received_at) AS last_received_at
 FROM judged
 GROUP BY ALL;
+
+-- days already present: merge the new transmissions into them; new days: insert as they are
+CREATE OR REPLACE TEMP TABLE merged_units AS
+SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
+    bool_or(has_valid) AS has_valid, bool_or(has_invalid) AS has_invalid,
+    sum(transmissions) AS transmissions, max(last_received_at) AS last_received_at
+FROM (
+    SELECT d.* FROM staging.daily_units d
+    SEMI JOIN new_units n USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+    UNION ALL
+    SELECT n.* FROM new_units n
+    SEMI JOIN staging.daily_units d
+        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+)
+GROUP BY ALL;
+
+DELETE FROM staging.daily_units d USING merged_units m
+WHERE d.patient_id = m.patient_id AND d.activity_code = m.activity_code
+  AND d.exploitant_id = m.exploitant_id AND d.local_date IS NOT DISTINCT FROM m.local_date
+  AND d.unit_eye = m.unit_eye;
+
+INSERT INTO staging.daily_units BY NAME
+SELECT * FROM merged_units
+UNION ALL BY NAME
+SELECT n.* FROM new_units n
+ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
+
+INSERT OR REPLACE INTO ops.model_state
+SELECT 'daily_units', coalesce((SELECT max(file_id) FROM raw.transmissions), 0),
+    getvariable('reference_hash');

@@ -1,0 +1,87 @@
+"""staging.daily_units is built incrementally: a run on top of earlier ones equals a fresh build."""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+
+from pipelines.config import CATALOG_DIR, ENV_CATALOG_DIR
+from tests.helpers import enrollment, prescription, query, run, tx, write_rows
+
+TABLES = ("staging.daily_units", "marts.patient_periods", "marts.unmatched_transmissions")
+
+
+def snapshot(warehouse) -> dict[str, pl.DataFrame]:
+    return {table: query(warehouse, f"SELECT * FROM {table} ORDER BY ALL") for table in TABLES}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    for table in TABLES:
+        assert a[table].equals(b[table]), table
+
+
+def base_landing(root):
+    write_rows(root / "enrollments" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
+    write_rows(
+        root / "prescriptions" / "p.csv", [prescription("R1", "E1", "2025-01-01", "2025-12-31")]
+    )
+    write_rows(
+        root / "transmissions" / "d1" / "t.jsonl",
+        [
+            tx("P1", "2025-01-02 09:00", eye="OD", distance_cm=40.0),
+            tx("P1", "2025-01-03 09:00", eye="OS", distance_cm=50.0),
+        ],
+    )
+
+
+def test_a_new_night_merges_into_existing_days(tmp_path):
+    landing = tmp_path / "landing"
+    base_landing(landing)
+    incremental = tmp_path / "incremental.duckdb"
+    run(landing, incremental, "2025-02-15")
+    # next night: a valid test on a day that only had an invalid one, a new day, an unknown patient
+    write_rows(
+        landing / "transmissions" / "d2" / "t.jsonl",
+        [
+            tx("P1", "2025-01-03 20:00", eye="OS", distance_cm=40.0),
+            tx("P1", "2025-01-10 09:00", eye="OD"),
+            tx("PX", "2025-01-10 09:00", eye="OD"),
+        ],
+    )
+    run(landing, incremental, "2025-02-15")
+    fresh = tmp_path / "fresh.duckdb"
+    run(landing, fresh, "2025-02-15")
+    assert_same(snapshot(incremental), snapshot(fresh))
+    units = query(
+        incremental,
+        "SELECT local_date, unit_eye, has_valid, has_invalid, transmissions "
+        "FROM staging.daily_units WHERE patient_id = 'P1' ORDER BY ALL",
+    )
+    assert units.row(1) == (units["local_date"][1], "OS", True, True, 2)  # merged day
+    periods = query(
+        incremental, "SELECT valid_units FROM marts.patient_periods WHERE period_index = 1"
+    )
+    assert periods["valid_units"].to_list() == [3]
+
+
+def test_a_catalog_change_rebuilds(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    base_landing(landing)
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, "2025-02-15")
+    before = query(
+        warehouse, "SELECT valid_units FROM marts.patient_periods WHERE period_index = 1"
+    )
+    assert before["valid_units"].to_list() == [1]  # 50 cm is outside 35-45
+    catalog = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, catalog, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    activities = pl.read_csv(catalog / "activities.csv", infer_schema=False)
+    activities.with_columns(distance_max_cm=pl.lit("55")).write_csv(catalog / "activities.csv")
+    monkeypatch.setenv(ENV_CATALOG_DIR, str(catalog))
+    run(landing, warehouse, "2025-02-15")
+    after = query(warehouse, "SELECT valid_units FROM marts.patient_periods WHERE period_index = 1")
+    assert after["valid_units"].to_list() == [2]
+    fresh = tmp_path / "fresh.duckdb"
+    run(landing, fresh, "2025-02-15")
+    assert_same(snapshot(warehouse), snapshot(fresh))
