@@ -160,6 +160,25 @@ def export(
 
 
 @app.command()
+def bench(
+    work: Annotated[Path, typer.Option(help="Folder for the generated data and results")] = Path(
+        "bench_data"
+    ),
+    patients: Annotated[int, typer.Option(help="Enrollments (B1: 100 000)")] = 100_000,
+    months: Annotated[int, typer.Option(help="Months of history (B1: 12)")] = 12,
+    formats: Annotated[str, typer.Option(help="Comma-separated: parquet,jsonl")] = "parquet,jsonl",
+) -> None:
+    """Benchmark B1 stage by stage against a plain-scan floor (a measurement, not a test)."""
+    from pipelines.bench import report_lines, run_bench
+
+    with console.status(f"Benchmark: {patients:,} enrollments over {months} months ..."):
+        results = run_bench(work, tuple(formats.split(",")), patients, months)
+    for line in report_lines(results):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Results: {(work / 'results.json').resolve()}")
+
+
+@app.command()
 def demo(
     landing: LandingOpt = None,
     warehouse: WarehouseOpt = None,

@@ -1,0 +1,237 @@
+"""``observance bench``: benchmark B1 (issue 9), stage by stage, against a plain-scan floor.
+
+For each input format it generates the synthetic landing folder once (cached under the work
+folder), then, in a fresh process each time so that start-up and peak memory are measured
+honestly:
+
+* the **floor**: a plain DuckDB scan of the same raw files (row count and distinct patients);
+* a **full run** through the Dagster asset graph, group by group (ingest, observance,
+  file_active, billing, reporting), with rows/s for ingestion and each stage as a multiple of
+  the floor, and the process's peak RSS;
+* an **incremental night**: one new day of files on top of the full year, run again.
+
+It is a measurement, not a test: nothing is asserted. Results go to ``<work>/results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
+B1 = {"patients": 100_000, "months": 12}
+
+
+@dataclass
+class RunTiming:
+    startup_s: float
+    stages_s: dict[str, float]
+    peak_rss_mb: float
+
+    @property
+    def total_s(self) -> float:
+        return self.startup_s + sum(self.stages_s.values())
+
+
+@dataclass
+class FormatResult:
+    fmt: str
+    transmissions: int
+    landing_mb: float
+    generate_s: float
+    floor_s: float
+    full: RunTiming
+    incremental: RunTiming
+    incremental_rows: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _landing(work: Path, fmt: str, patients: int, months: int, end: date) -> tuple[Path, float]:
+    """The cached landing folder of one format (generated once per parameters)."""
+    from pipelines.generate import generate_landing
+
+    root = work / f"{fmt}-{patients}-{months}-{end}"
+    marker = root / "generated.json"
+    if marker.exists():
+        return root / "landing", json.loads(marker.read_text())["seconds"]
+    started = time.perf_counter()
+    generate_landing(
+        root / "landing",
+        patients=patients,
+        months=months,
+        seed=1,
+        end_date=end,
+        formats=fmt,
+        dirt=False,
+    )
+    seconds = time.perf_counter() - started
+    marker.write_text(json.dumps({"seconds": seconds}))
+    return root / "landing", seconds
+
+
+def _pattern(landing: Path, fmt: str) -> str:
+    ending = {"parquet": "parquet", "jsonl": "jsonl"}[fmt]
+    return str(landing / "transmissions" / "**" / f"*.{ending}")
+
+
+def floor(landing: Path, fmt: str) -> tuple[float, int]:
+    """Seconds for a plain scan of the raw files: count and distinct patients."""
+    con = duckdb.connect()
+    source = (
+        f"read_parquet('{_pattern(landing, fmt)}')"
+        if fmt == "parquet"
+        else f"read_json('{_pattern(landing, fmt)}', format = 'newline_delimited', "
+        "columns = {patient_id: 'VARCHAR'})"
+    )
+    started = time.perf_counter()
+    rows, _ = con.execute(f"SELECT count(*), count(DISTINCT patient_id) FROM {source}").fetchall()[
+        0
+    ]
+    return time.perf_counter() - started, rows
+
+
+def add_one_night(landing: Path, fmt: str) -> int:
+    """A new arrival folder: the last day's files again, one day later, with new ids."""
+    from pipelines.generate import write_transmissions
+
+    days = sorted(p for p in (landing / "transmissions").iterdir() if p.is_dir())
+    last = days[-1]
+    following = date.fromisoformat(last.name) + timedelta(days=1)
+    target = landing / "transmissions" / following.isoformat()
+    if target.exists():
+        return 0
+    rows = 0
+    for path in sorted(last.iterdir()):
+        frame = pl.read_parquet(path) if fmt == "parquet" else pl.read_ndjson(path)
+        shifted = frame.with_columns(
+            pl.lit("N-") + pl.col("transmission_id"),
+            *(
+                (pl.col(c).str.to_datetime(time_zone="UTC") + timedelta(days=1)).dt.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
+                for c in ("measured_at", "received_at")
+                if c in frame.columns
+            ),
+        )
+        rows += write_transmissions(shifted, target / path.name)
+    return rows
+
+
+def _timed_run(landing: Path, warehouse: Path, as_of: date, by_group: bool) -> RunTiming:
+    """The asset graph in a fresh process (start-up and RSS included): group by group, or in
+    one run as the nightly schedule does."""
+    mode = "groups" if by_group else "whole"
+    command = [sys.executable, "-m", "pipelines.bench", "--child", str(landing), str(warehouse)]
+    command += [as_of.isoformat(), mode]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark run failed:\n{done.stderr[-3000:]}")
+    return RunTiming(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _child(landing: str, warehouse: str, as_of: str, mode: str) -> None:
+    started = time.perf_counter()
+    import dagster as dg
+
+    from dagster_project.runner import materialize_all
+    from pipelines.config import Settings
+
+    settings = Settings(Path(landing), Path(warehouse), date.fromisoformat(as_of))
+    startup = time.perf_counter() - started
+    stages = {}
+    for group in GROUPS if mode == "groups" else ("whole graph",):
+        begin = time.perf_counter()
+        selection = dg.AssetSelection.groups(group) if mode == "groups" else None
+        materialize_all(settings, selection=selection)
+        stages[group] = round(time.perf_counter() - begin, 3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"startup_s": round(startup, 3), "stages_s": stages, "peak_rss_mb": peak}))
+
+
+def run_bench(
+    work: Path,
+    formats: tuple[str, ...] = ("parquet", "jsonl"),
+    patients: int = B1["patients"],
+    months: int = B1["months"],
+    end: date = date(2025, 11, 30),
+) -> list[FormatResult]:
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for fmt in formats:
+        landing, generate_s = _landing(work, fmt, patients, months, end)
+        floor_s, rows = floor(landing, fmt)
+        warehouse = work / f"{fmt}-{patients}-{months}.duckdb"
+        for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+            stale.unlink(missing_ok=True)
+        shutil_rmtree_night(landing, end)
+        full = _timed_run(landing, warehouse, end + timedelta(days=1), by_group=True)
+        night_rows = add_one_night(landing, fmt)
+        incremental = _timed_run(landing, warehouse, end + timedelta(days=2), by_group=False)
+        size = sum(p.stat().st_size for p in (landing / "transmissions").rglob("*") if p.is_file())
+        results.append(
+            FormatResult(
+                fmt,
+                rows,
+                round(size / 2**20, 1),
+                round(generate_s, 1),
+                round(floor_s, 3),
+                full,
+                incremental,
+                night_rows,
+            )
+        )
+    (work / "results.json").write_text(
+        json.dumps([asdict(r) for r in results], indent=2, default=str), encoding="utf-8"
+    )
+    return results
+
+
+def shutil_rmtree_night(landing: Path, end: date) -> None:
+    """Remove an incremental night left by an earlier benchmark, so the full run is the year."""
+    import shutil
+
+    extra = landing / "transmissions" / (end + timedelta(days=1)).isoformat()
+    if extra.exists():
+        shutil.rmtree(extra)
+
+
+def _row(r: FormatResult, stage: str, seconds: float, rate: bool = False) -> str:
+    per_s = f"{r.transmissions / seconds:,.0f}" if rate and seconds else ""
+    multiple = seconds / r.floor_s if r.floor_s else float("nan")
+    return f"| {r.fmt} | {stage} | {seconds:.2f} | {per_s} | {multiple:.1f} |"
+
+
+def report_lines(results: list[FormatResult]) -> list[str]:
+    """The results as a Markdown table, each stage also as a multiple of the scan floor."""
+    lines = ["| format | stage | seconds | rows/s | × floor |", "|---|---|---|---|---|"]
+    for r in results:
+        lines.append(_row(r, f"floor: plain scan of {r.transmissions:,} rows", r.floor_s))
+        lines.append(_row(r, "start-up (imports, definitions)", r.full.startup_s))
+        for group, seconds in r.full.stages_s.items():
+            lines.append(_row(r, group, seconds, rate=group == "ingest"))
+        lines.append(_row(r, "**full run**", r.full.total_s, rate=True))
+        night = sum(r.incremental.stages_s.values())
+        lines.append(
+            _row(r, f"incremental night, {r.incremental_rows:,} new rows, beyond start-up", night)
+        )
+        lines.append(
+            f"| {r.fmt} | peak RSS full / incremental | "
+            f"{r.full.peak_rss_mb:,.0f} / {r.incremental.peak_rss_mb:,.0f} MB | | |"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--child":
+        os.environ.setdefault("DAGSTER_HOME", "")
+        _child(*sys.argv[2:])
