@@ -8,9 +8,9 @@ else
 UV := $(UV_BIN)
 endif
 RUN := $(UV) run --frozen
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint format bench bench-smoke notebooks clean
+.PHONY: install demo test dev lint format bench notebooks clean
 
 install: .venv/.installed
 
@@ -28,7 +28,7 @@ test: install  ## the whole test suite
 dev: install  ## the Dagster UI on http://127.0.0.1:3000 (with the daemon: schedule and sensor)
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(RUN) dagster dev -m dagster_project.definitions -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(DAGSTER_HOME) $(RUN) dagster dev -m dagster_project.definitions -h 127.0.0.1 -p 3000
 
 lint: install
 	$(RUN) ruff check .
@@ -40,6 +40,9 @@ format: install
 
 bench: install  ## benchmark B1 at national scale (long: see docs/performance.md)
 	$(RUN) observance bench
+
+notebooks: install  ## Jupyter Lab on the analyst notebooks (read-only on the warehouse)
+	$(RUN) jupyter lab notebooks/
 
 clean:
 	rm -rf data .dagster_home .pytest_cache .ruff_cache
