@@ -190,7 +190,8 @@ def demo(
         generate(out=settings.landing, end_date=settings.as_of.isoformat())
     run(settings.landing, settings.warehouse, settings.as_of.isoformat())
     console.print(f"\nWarehouse: [bold]{settings.warehouse.resolve()}[/bold]")
-    report(settings.warehouse, config.DEFAULT_REPORT)
+    report_file = settings.warehouse.parent / config.REPORT_NAME  # written by the report asset
+    console.print(f"Report:    [bold]{report_file.resolve()}[/bold] (open it in a browser)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ ENV_AS_OF = "OBSERVANCE_AS_OF"
 ENV_CATALOG_DIR = "OBSERVANCE_CATALOG_DIR"
 DEFAULT_LANDING = Path("data/landing")
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
-DEFAULT_REPORT = Path("data/report.html")
+REPORT_NAME = "report.html"  # the report asset writes it next to the warehouse
+DEFAULT_REPORT = DEFAULT_WAREHOUSE.parent / REPORT_NAME
 
 # R1 — all day-level logic uses the civil date in this time zone.
 LOCAL_TIMEZONE = "Europe/Paris"

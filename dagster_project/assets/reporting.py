@@ -5,9 +5,8 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.resources import WarehouseResource
+from pipelines.config import REPORT_NAME
 from pipelines.report import write_report
-
-REPORT_NAME = "report.html"
 
 
 def report_path(warehouse: str) -> Path:
