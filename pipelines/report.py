@@ -111,14 +111,16 @@ def revenue_figure(revenue: pl.DataFrame) -> go.Figure:
 def completeness_figure(completeness: pl.DataFrame) -> go.Figure:
     fig = go.Figure()
     for (activity,), rows in completeness.group_by(["activity_code"], maintain_order=True):
-        fig.add_histogram(
-            x=rows["completeness"].to_list(),
+        fig.add_bar(
+            x=rows["completeness_bin"].to_list(),
+            y=rows["periods"].to_list(),
             name=activity,
-            xbins={"start": 0, "end": 1.0001, "size": 0.125},
-            opacity=0.75,
+            hovertemplate="from %{x:.1%}: %{y} periods",
         )
     fig.add_vline(x=0.5, line_dash="dash", annotation_text="50 %")
-    fig.update_layout(barmode="overlay", xaxis_title="completeness of closed periods")
+    fig.update_layout(
+        barmode="group", xaxis_title="completeness of closed periods", xaxis_tickformat=".0%"
+    )
     return _layout(fig, "periods")
 
 
