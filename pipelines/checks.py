@@ -34,6 +34,13 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
     return int(scalar(con, sql, params) or 0)
 
 
+def _none_expected(count: int, what: str, key: str) -> CheckOutcome:
+    """An ERROR check that passes when ``count`` rows break the invariant: none."""
+    return CheckOutcome(
+        passed=count == 0, severity="ERROR", description=f"{count} {what}", metadata={key: count}
+    )
+
+
 def reconciliation(con: duckdb.DuckDBPyConnection, kind: str) -> CheckOutcome:
     """Every file: rows read = loaded + quarantined + duplicates, and the tables agree."""
     unbalanced = _count(
@@ -98,12 +105,7 @@ def periods_decided(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
            OR (NOT is_closed AND billable)
         """,
     )
-    return CheckOutcome(
-        passed=bad == 0,
-        severity="ERROR",
-        description=f"{bad} periods with an inconsistent decision",
-        metadata={"inconsistent_periods": bad},
-    )
+    return _none_expected(bad, "periods with an inconsistent decision", "inconsistent_periods")
 
 
 def lines_paired(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
@@ -121,12 +123,7 @@ def lines_paired(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
         )
         """,
     )
-    return CheckOutcome(
-        passed=unpaired == 0,
-        severity="ERROR",
-        description=f"{unpaired} periods with unpaired lines",
-        metadata={"unpaired_periods": unpaired},
-    )
+    return _none_expected(unpaired, "periods with unpaired lines", "unpaired_periods")
 
 
 def file_active_consistent(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
@@ -149,12 +146,7 @@ def file_active_consistent(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
            OR coalesce(m.billable_patients, -1) <> coalesce(c.n, 0)
         """,
     )
-    return CheckOutcome(
-        passed=bad == 0,
-        severity="ERROR",
-        description=f"{bad} monthly counts inconsistent",
-        metadata={"inconsistent_months": bad},
-    )
+    return _none_expected(bad, "monthly counts inconsistent", "inconsistent_months")
 
 
 def landing_freshness(

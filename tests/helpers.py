@@ -5,15 +5,16 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import shutil
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from dagster_project.runner import materialize_all
-from pipelines.config import Settings
+from pipelines.config import CATALOG_DIR, ENV_CATALOG_DIR, Settings
 from pipelines.warehouse import reader
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -107,6 +108,24 @@ def write_rows(path: Path, rows: Iterable[dict]) -> Path:
     else:
         raise ValueError(f"unknown extension: {path}")
     return path
+
+
+def catalog_copy(tmp_path: Path, monkeypatch) -> Path:
+    """A copy of the shipped catalog folder, used by the pipeline for the rest of the test."""
+    folder = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setenv(ENV_CATALOG_DIR, str(folder))
+    return folder
+
+
+def one_enrollment_landing(root: Path, enrolled: dict, transmissions: list[dict]) -> Path:
+    """A landing folder with one enrollment, a year's prescription and its transmissions."""
+    eid, start = enrolled["enrollment_id"], enrolled["start_date"]
+    end = (date.fromisoformat(start) + timedelta(days=364)).isoformat()
+    write_rows(root / "enrollments" / "e.csv", [enrolled])
+    write_rows(root / "prescriptions" / "p.csv", [prescription("R" + eid, eid, start, end)])
+    write_rows(root / "transmissions" / "t.jsonl", transmissions)
+    return root
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from decimal import Decimal
 
 import polars as pl
 import pytest
 
-from pipelines.config import CATALOG_DIR, ENV_CATALOG_DIR
 from pipelines.export import export_lines
-from tests.helpers import enrollment, prescription, query, run, tx, write_rows
+from tests.helpers import (
+    catalog_copy,
+    enrollment,
+    one_enrollment_landing,
+    prescription,
+    query,
+    run,
+    tx,
+    write_rows,
+)
 
 D = Decimal
 
@@ -180,24 +187,18 @@ def test_claim_ids_are_stable_across_runs(tmp_path):
 
 def test_amo_split_uses_exact_cents(tmp_path, monkeypatch):
     """A forfait of 45.83 € without ALD: 60 % = 27.498 -> 27.50 AMO, 18.33 patient."""
-    catalog = tmp_path / "catalog"
-    shutil.copytree(CATALOG_DIR, catalog, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    catalog = catalog_copy(tmp_path, monkeypatch)
     schedule = pl.read_csv(catalog / "tariff_schedule.csv", infer_schema=False)
     schedule = schedule.with_columns(
         rate=pl.when(pl.col("tier") == "organisational").then(pl.lit("45.83")).otherwise("rate"),
         floor=pl.when(pl.col("tier") == "organisational").then(pl.lit("20.83")).otherwise("floor"),
     )
     schedule.write_csv(catalog / "tariff_schedule.csv")
-    monkeypatch.setenv(ENV_CATALOG_DIR, str(catalog))
-    landing = tmp_path / "landing"
-    write_rows(
-        landing / "enrollments" / "e.csv",
-        [enrollment("E9", "P9", "2025-01-01", activity_code="HEART_FAILURE")],
+    landing = one_enrollment_landing(
+        tmp_path / "landing",
+        enrollment("E9", "P9", "2025-01-01", activity_code="HEART_FAILURE"),
+        daily("P9", "2025-01-01", range(0, 30)),
     )
-    write_rows(
-        landing / "prescriptions" / "p.csv", [prescription("R9", "E9", "2025-01-01", "2025-12-31")]
-    )
-    write_rows(landing / "transmissions" / "t.jsonl", daily("P9", "2025-01-01", range(0, 30)))
     warehouse = tmp_path / "wh.duckdb"
     run(landing, warehouse, "2025-02-15")
     row = lines(warehouse, "payee = 'exploitant'").row(0, named=True)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import polars as pl
 
-from pipelines.config import CATALOG_DIR, ENV_CATALOG_DIR
-from tests.helpers import enrollment, prescription, query, run, tx, write_rows
+from tests.helpers import catalog_copy, enrollment, prescription, query, run, tx, write_rows
 
 TABLES = ("staging.daily_units", "marts.patient_periods", "marts.unmatched_transmissions")
 
@@ -74,11 +71,9 @@ def test_a_catalog_change_rebuilds(tmp_path, monkeypatch):
         warehouse, "SELECT valid_units FROM marts.patient_periods WHERE period_index = 1"
     )
     assert before["valid_units"].to_list() == [1]  # 50 cm is outside 35-45
-    catalog = tmp_path / "catalog"
-    shutil.copytree(CATALOG_DIR, catalog, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    catalog = catalog_copy(tmp_path, monkeypatch)
     activities = pl.read_csv(catalog / "activities.csv", infer_schema=False)
     activities.with_columns(distance_max_cm=pl.lit("55")).write_csv(catalog / "activities.csv")
-    monkeypatch.setenv(ENV_CATALOG_DIR, str(catalog))
     run(landing, warehouse, "2025-02-15")
     after = query(warehouse, "SELECT valid_units FROM marts.patient_periods WHERE period_index = 1")
     assert after["valid_units"].to_list() == [2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,9 +11,9 @@ import polars as pl
 import pytest
 
 from pipelines.catalog import CatalogError, activity_measures, load_activities
-from pipelines.config import CATALOG_DIR, ENV_CATALOG_DIR
+from pipelines.config import CATALOG_DIR
 from pipelines.reference import paris_offsets
-from tests.helpers import enrollment, prescription, query, run, tx, write_rows
+from tests.helpers import catalog_copy, enrollment, one_enrollment_landing, query, run, tx
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -117,8 +116,7 @@ def test_bad_catalog_is_rejected(tmp_path, change, message):
 
 def test_adding_an_activity_needs_no_code_change(tmp_path, monkeypatch):
     """A new activity row in a catalog folder is picked up end to end."""
-    catalog = tmp_path / "catalog"
-    shutil.copytree(CATALOG_DIR, catalog, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    catalog = catalog_copy(tmp_path, monkeypatch)
     rows = pl.read_csv(catalog / "activities.csv", infer_schema=False)
     new = rows.filter(pl.col("activity_code") == "DIABETES").with_columns(
         activity_code=pl.lit("ONCOLOGY_TEST"),
@@ -127,19 +125,11 @@ def test_adding_an_activity_needs_no_code_change(tmp_path, monkeypatch):
         expected_units=pl.lit("4"),
     )
     pl.concat([rows, new]).write_csv(catalog / "activities.csv")
-    monkeypatch.setenv(ENV_CATALOG_DIR, str(catalog))
 
-    landing = tmp_path / "landing"
-    write_rows(
-        landing / "enrollments" / "e.csv",
-        [enrollment("E1", "P1", "2025-01-01", activity_code="ONCOLOGY_TEST")],
-    )
-    write_rows(
-        landing / "prescriptions" / "p.csv", [prescription("R1", "E1", "2025-01-01", "2025-12-31")]
-    )
     days = ["2025-01-02 09:00", "2025-01-05 09:00"]
-    write_rows(
-        landing / "transmissions" / "t.jsonl",
+    landing = one_enrollment_landing(
+        tmp_path / "landing",
+        enrollment("E1", "P1", "2025-01-01", activity_code="ONCOLOGY_TEST"),
         [tx("P1", d, activity_code="ONCOLOGY_TEST", measure_type="symptom_report") for d in days],
     )
     warehouse = tmp_path / "wh.duckdb"
