@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import duckdb
 import polars as pl
 
 GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
+NIGHT_SUFFIX = "-night"  # arrival folders added by the benchmark
 B1 = {"patients": 100_000, "months": 12}
 
 
@@ -104,17 +106,16 @@ def add_one_night(landing: Path, fmt: str) -> int:
     """A new arrival folder: the last day's files again, one day later, with new ids."""
     from pipelines.generate import write_transmissions
 
-    days = sorted(p for p in (landing / "transmissions").iterdir() if p.is_dir())
+    folders = (landing / "transmissions").iterdir()
+    days = sorted(p for p in folders if p.is_dir() and not p.name.endswith(NIGHT_SUFFIX))
     last = days[-1]
     following = date.fromisoformat(last.name) + timedelta(days=1)
-    target = landing / "transmissions" / following.isoformat()
-    if target.exists():
-        return 0
+    target = landing / "transmissions" / f"{following.isoformat()}{NIGHT_SUFFIX}"
     rows = 0
     for path in sorted(last.iterdir()):
         frame = pl.read_parquet(path) if fmt == "parquet" else pl.read_ndjson(path)
         shifted = frame.with_columns(
-            pl.lit("N-") + pl.col("transmission_id"),
+            (pl.lit("N-") + pl.col("transmission_id")).alias("transmission_id"),
             *(
                 (pl.col(c).str.to_datetime(time_zone="UTC") + timedelta(days=1)).dt.strftime(
                     "%Y-%m-%dT%H:%M:%SZ"
@@ -173,7 +174,7 @@ def run_bench(
         warehouse = work / f"{fmt}-{patients}-{months}.duckdb"
         for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
             stale.unlink(missing_ok=True)
-        shutil_rmtree_night(landing, end)
+        remove_nights(landing)
         full = _timed_run(landing, warehouse, end + timedelta(days=1), by_group=True)
         night_rows = add_one_night(landing, fmt)
         incremental = _timed_run(landing, warehouse, end + timedelta(days=2), by_group=False)
@@ -190,19 +191,19 @@ def run_bench(
                 night_rows,
             )
         )
-    (work / "results.json").write_text(
-        json.dumps([asdict(r) for r in results], indent=2, default=str), encoding="utf-8"
+    saved = work / "results.json"  # one entry per format, the latest measurement of each
+    kept = json.loads(saved.read_text()) if saved.exists() else []
+    kept = [entry for entry in kept if entry["fmt"] not in formats]
+    saved.write_text(
+        json.dumps(kept + [asdict(r) for r in results], indent=2, default=str), encoding="utf-8"
     )
     return results
 
 
-def shutil_rmtree_night(landing: Path, end: date) -> None:
-    """Remove an incremental night left by an earlier benchmark, so the full run is the year."""
-    import shutil
-
-    extra = landing / "transmissions" / (end + timedelta(days=1)).isoformat()
-    if extra.exists():
-        shutil.rmtree(extra)
+def remove_nights(landing: Path) -> None:
+    """Remove the incremental nights of earlier benchmarks, so the full run is the year."""
+    for night in (landing / "transmissions").glob(f"*{NIGHT_SUFFIX}"):
+        shutil.rmtree(night)
 
 
 def _row(r: FormatResult, stage: str, seconds: float, rate: bool = False) -> str:

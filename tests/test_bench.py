@@ -5,16 +5,36 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipelines.bench import GROUPS, report_lines, run_bench
+from tests.helpers import query
 
 
-def test_bench_smoke(tmp_path):
-    results = run_bench(tmp_path, formats=("parquet",), patients=40, months=2)
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    work = tmp_path_factory.mktemp("bench")
+    return work, run_bench(work, formats=("parquet",), patients=40, months=2)
+
+
+def test_bench_smoke(bench):
+    work, results = bench
     (result,) = results
     assert result.transmissions > 0 and result.incremental_rows > 0
     assert set(result.full.stages_s) == set(GROUPS)
     assert result.full.peak_rss_mb > 0 and result.floor_s > 0
-    saved = json.loads((tmp_path / "results.json").read_text())
+    saved = json.loads((work / "results.json").read_text())
     assert saved[0]["fmt"] == "parquet"
     table = "\n".join(report_lines(results))
     assert "incremental night" in table and "× floor" in table
+
+
+def test_the_night_brings_new_transmissions(bench):
+    """The incremental night must be new data (new ids), not re-sent duplicates."""
+    work, results = bench
+    night = query(
+        work / "parquet-40-2.duckdb",
+        "SELECT sum(rows_loaded) AS loaded, sum(rows_read) AS read FROM ops.ingested_files "
+        "WHERE path LIKE '%-night/%'",
+    ).row(0)
+    assert night == (results[0].incremental_rows, results[0].incremental_rows)
