@@ -19,7 +19,9 @@ from pipelines.warehouse import reader, sql_text, table_exists
 FEBRUARY_NOTE = (
     "Counts are by date of care (the first day of each billable 30-day period). A 28- or 29-day "
     "February holds no period start for some patients, so its count dips below its neighbours: "
-    "this is how the file active is counted, not missing data (rules R8)."
+    "this is how the file active is counted, not missing data (rules R8). The month of the "
+    "evaluation date is incomplete: the periods that started in it are still open, so they are "
+    "not billable yet."
 )
 
 
