@@ -38,7 +38,9 @@ AsOfOpt = Annotated[
 
 def _show_progress() -> None:
     """Progress lines from the pipeline (counts only, never measurement values)."""
-    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    handler = RichHandler(
+        console=console, show_path=False, show_time=True, show_level=False, markup=False
+    )
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("pipelines").setLevel(logging.INFO)
 

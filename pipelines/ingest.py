@@ -143,6 +143,16 @@ def _ingest_kind(
             con.rollback()
             raise
         done += len(batch)
+        log.info(
+            "%s: %d/%d new files, %d rows read (%d loaded, %d quarantined, %d duplicates)",
+            kind,
+            done,
+            len(candidates),
+            summary.rows_read,
+            summary.rows_loaded,
+            summary.rows_quarantined,
+            summary.duplicates_skipped,
+        )
         if progress:
             progress(kind, done, len(candidates))
     return summary

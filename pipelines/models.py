@@ -6,6 +6,7 @@ benchmark run them through the same asset graph. Order in MODELS is a valid buil
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -141,6 +142,7 @@ MODELS: tuple[Model, ...] = (
     ),
 )
 MODELS_BY_KEY = {model.key: model for model in MODELS}
+log = logging.getLogger(__name__)
 
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str, object]:
@@ -157,6 +159,7 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
         con.rollback()
         raise
     counts: dict[str, object] = {f"{table}_rows": row_count(con, table) for table in model.tables}
+    log.info("built %s (%s rows)", model.key, counts[f"{model.key}_rows"])
     if model.metadata_sql:
         result = con.execute(sql_text(model.metadata_sql))
         names = [column[0] for column in result.description]
