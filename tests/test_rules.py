@@ -40,6 +40,7 @@ UPDATES: list[dict] = []  # a later enrollments file: new versions (end dates no
 PRESCRIPTIONS: list[dict] = []
 TX: list[dict] = []
 LATE_TX: list[dict] = []  # a later arrival folder
+OTHER_EXPLOITANT_TX: list[dict] = []  # the same tests also sent under a second exploitant
 
 
 def scenario(eid: str, start: str, activity: str = "ODYSIGHT", rx: bool = True, **kw) -> str:
@@ -186,6 +187,11 @@ scenario("S19", "2025-05-01", end_date="2025-04-01", end_reason="stopped")
 p = scenario("S20", "2025-01-01", rx=False)
 TX += full_period(p, "2025-01-01", 1)
 
+# S21 the same tests sent by two exploitants are the same units: 4 units (exactly 50 %), not 8.
+p = scenario("S21", "2025-01-01")
+TX += eye_tests(p, "2025-01-01", [1, 8])
+OTHER_EXPLOITANT_TX += eye_tests(p, "2025-01-01", [1, 8], exploitant_id="EXP02")
+
 # Unmatched: a patient with no enrollment, and an enrolled patient before the start date.
 TX += eye_tests("PNOBODY", "2025-01-01", [1, 2])
 TX += [tx("PS15", "2025-09-01 10:00", eye="OD")]
@@ -198,6 +204,7 @@ def warehouse(tmp_path_factory):
     write_rows(landing / "enrollments" / "2025-06-01" / "enrollments.parquet", UPDATES)
     write_rows(landing / "prescriptions" / "2025-01-01" / "prescriptions.csv", PRESCRIPTIONS)
     write_rows(landing / "transmissions" / "2025-01-01" / "EXP01.jsonl", TX)
+    write_rows(landing / "transmissions" / "2025-01-01" / "EXP02.jsonl", OTHER_EXPLOITANT_TX)
     write_rows(landing / "transmissions" / "2025-02-15" / "EXP01.jsonl.gz", LATE_TX)
     path = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
     run(landing, path, AS_OF)
@@ -242,6 +249,11 @@ def test_r2_enrollment_end_bounds_periods(periods):
     assert column(periods, "S11", "effective_end") == [date(2025, 1, 30), date(2025, 3, 1)]
     assert column(periods, "S08", "effective_end") == [date(2025, 1, 30), date(2025, 2, 10)]
     assert "S19" not in periods
+
+
+def test_r3_a_unit_sent_by_two_exploitants_counts_once(periods):
+    assert column(periods, "S21", "valid_units")[0] == 4
+    assert column(periods, "S21", "completeness")[0] == 0.5
 
 
 def test_r3_r4_exactly_half_is_sufficient(periods):
