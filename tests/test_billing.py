@@ -185,6 +185,36 @@ def test_claim_ids_are_stable_across_runs(tmp_path):
     assert e1.filter(pl.col("claim_id") == "E1-C007")["claim_status"].to_list() == ["ready"] * 6
 
 
+def test_a_late_prescription_bills_the_gap_in_a_claim_of_its_own(tmp_path):
+    """P2 had no prescription; P1 and P3 were frozen in their claims. The renewal arrives late:
+    P2 becomes billable and its claim is ready at once, since P3 is already claimed."""
+    enrolled = enrollment("E5", "P5", "2025-01-01")
+    landing = one_enrollment_landing(
+        tmp_path / "landing", enrolled, weekly_eye_tests("P5", "2025-01-01", 90)
+    )  # P1..P3 full (Jan 1..Mar 31), P4 (Apr 1..30) no data
+    write_rows(
+        landing / "prescriptions" / "p.csv",
+        [
+            prescription("RA", "E5", "2025-01-01", "2025-01-30"),
+            prescription("RB", "E5", "2025-03-02", "2025-12-31", kind="renewal"),
+        ],
+    )
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, "2025-05-15")
+    first = lines(warehouse, "payee = 'operator'")
+    assert first["claim_id"].to_list() == ["E5-C001", "E5-C003"]
+    assert first["claim_status"].to_list() == ["ready", "ready"]
+
+    write_rows(
+        landing / "prescriptions" / "late.csv",
+        [prescription("RG", "E5", "2025-01-31", "2025-03-01", kind="renewal")],
+    )
+    run(landing, warehouse, "2025-05-15")
+    later = lines(warehouse, "payee = 'operator'")
+    assert later["claim_id"].to_list() == ["E5-C001", "E5-C002", "E5-C003"]
+    assert later["claim_status"].to_list() == ["ready", "ready", "ready"]
+
+
 def test_amo_split_uses_exact_cents(tmp_path, monkeypatch):
     """A forfait of 45.83 € without ALD: 60 % = 27.498 -> 27.50 AMO, 18.33 patient."""
     catalog = catalog_copy(tmp_path, monkeypatch)

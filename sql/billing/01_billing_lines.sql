@@ -3,10 +3,10 @@
 -- most claim_max_periods consecutive periods of one enrollment.
 --
 -- Claim ids are stable: a claim is *ready* once it can no longer grow (it holds the maximum number
--- of periods, the next period is closed and not billable, or the enrollment has ended); its lines
--- are then frozen in ops.claim_lines and never renumbered or repriced by a later run. A claim that
--- can still grow is *pending* and recomputed each run. The claim id is the enrollment id and the
--- index of the claim's first period.
+-- of periods, the next period is closed and not billable or already claimed, or the enrollment
+-- has ended); its lines are then frozen in ops.claim_lines and never renumbered or repriced by a
+-- later run. A claim that can still grow is *pending* and recomputed each run. The claim id is
+-- the enrollment id and the index of the claim's first period.
 
 CREATE TABLE IF NOT EXISTS ops.claim_lines (
     claim_id VARCHAR NOT NULL, claim_status VARCHAR NOT NULL, payee VARCHAR NOT NULL,
@@ -71,6 +71,9 @@ SELECT c.*,
     c.enrollment_id || '-C' || lpad(CAST(c.first_index AS VARCHAR), 3, '0') AS claim_id,
     CASE
         WHEN c.periods_in_claim = getvariable('claim_max_periods') THEN 'ready'
+        -- the next period is already in a frozen claim (e.g. this one waited for a late
+        -- prescription): this claim cannot grow
+        WHEN frozen.enrollment_id IS NOT NULL THEN 'ready'
         WHEN nxt.is_closed AND NOT (nxt.billable AND nb.enrollment_id IS NOT NULL
                                     AND nb.technique_amount IS NOT NULL) THEN 'ready'
         WHEN nxt.enrollment_id IS NULL AND e.end_date IS NOT NULL THEN 'ready'
@@ -81,7 +84,9 @@ JOIN staging.enrollments e USING (enrollment_id)
 LEFT JOIN marts.patient_periods nxt
   ON nxt.enrollment_id = c.enrollment_id AND nxt.period_index = c.last_index + 1
 LEFT JOIN staging.billable_periods nb
-  ON nb.enrollment_id = c.enrollment_id AND nb.period_index = c.last_index + 1;
+  ON nb.enrollment_id = c.enrollment_id AND nb.period_index = c.last_index + 1
+LEFT JOIN (SELECT DISTINCT enrollment_id, period_index FROM ops.claim_lines) frozen
+  ON frozen.enrollment_id = c.enrollment_id AND frozen.period_index = c.last_index + 1;
 
 -- Two lines per period; 100 % AMO with ALD, else the AMO share and the rest for the patient/AMC.
 CREATE OR REPLACE TEMP TABLE new_lines AS
