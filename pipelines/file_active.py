@@ -2,17 +2,21 @@
 
 ``sql/file_active/02_semester.sql`` computes the averages; this step adds the per-patient
 forfait-technique amount from the tariff schedule (pipelines/tariffs.py) and writes
-``marts.file_active_semester``.
+``marts.file_active_semester``. A schedule version that starts or ends inside the applied
+semester (the base rates start on 1 July 2023, mid-semester) splits it: one row per part, each
+priced by the schedule in force on its first day, ``applies_from`` .. ``applies_until`` bounding
+the part.
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
 
-from pipelines.tariffs import load_schedule, technique_price
+from pipelines.tariffs import Tranche, load_schedule, technique_price
 
 AMOUNT = pa.decimal128(10, 2)
 EXACT = pa.decimal128(18, 6)
@@ -20,6 +24,16 @@ EXACT = pa.decimal128(18, 6)
 
 def _decimal6(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(Decimal("0.000001"))
+
+
+def schedule_parts(tranches: list[Tranche], first: date, last: date) -> list[tuple[date, date]]:
+    """Cut [first, last] at every day a schedule version starts or stops being in force."""
+    changes = {t.effective_from for t in tranches} | {
+        t.effective_until + timedelta(days=1) for t in tranches if t.effective_until is not None
+    }
+    starts = [first, *sorted(day for day in changes if first < day <= last)]
+    ends = [day - timedelta(days=1) for day in starts[1:]] + [last]
+    return list(zip(starts, ends, strict=True))
 
 
 def price_semesters(con: duckdb.DuckDBPyConnection) -> None:
@@ -37,7 +51,13 @@ def price_semesters(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     names = [column[0] for column in rows.description]
-    records = [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+    records = []
+    for row in rows.fetchall():
+        semester = dict(zip(names, row, strict=True))
+        for first, last in schedule_parts(
+            schedule, semester["applies_from"], semester["applies_until"]
+        ):
+            records.append(semester | {"applies_from": first, "applies_until": last})
     for record in records:
         n = Decimal(record["average_file_active"])
         price = technique_price(

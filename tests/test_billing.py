@@ -215,6 +215,34 @@ def test_a_late_prescription_bills_the_gap_in_a_claim_of_its_own(tmp_path):
     assert later["claim_status"].to_list() == ["ready", "ready", "ready"]
 
 
+def test_a_schedule_starting_mid_semester_prices_the_periods_it_covers(tmp_path):
+    """The base rates start on 2023-07-01, inside the semester Apr..Sep 2023: periods starting
+    before wait for a tariff, the ones from July on are billed at the base rate."""
+    landing = one_enrollment_landing(
+        tmp_path / "landing",
+        enrollment("E6", "P6", "2023-04-02", activity_code="HEART_FAILURE", ald=True),
+        daily("P6", "2023-04-02", range(0, 180)),
+    )
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, "2023-10-15")
+    # P1 Apr 2, P2 May 2, P3 Jun 1: before the schedule; P4 Jul 1, P5 Jul 31, P6 Aug 30: in it
+    held = query(warehouse, "SELECT period_index, detail FROM marts.billing_held ORDER BY 1")
+    assert held["period_index"].to_list() == [1, 2, 3]
+    assert "2023-04-01" in held["detail"][0]
+    billed = lines(warehouse, "payee = 'exploitant'")
+    assert billed["period_index"].to_list() == [4, 5, 6]
+    assert billed["amount"].to_list() == [D("50.00")] * 3
+    parts = query(
+        warehouse,
+        "SELECT applies_from, applies_until, technique_amount FROM marts.file_active_semester "
+        "WHERE applies_to_semester = '2023-S1' ORDER BY applies_from",
+    ).rows()
+    assert parts == [
+        (date(2023, 4, 1), date(2023, 6, 30), None),
+        (date(2023, 7, 1), date(2023, 9, 30), D("50.00")),
+    ]
+
+
 def test_amo_split_uses_exact_cents(tmp_path, monkeypatch):
     """A forfait of 45.83 € without ALD: 60 % = 27.498 -> 27.50 AMO, 18.33 patient."""
     catalog = catalog_copy(tmp_path, monkeypatch)

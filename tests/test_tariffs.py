@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.config import CATALOG_DIR
+from pipelines.file_active import schedule_parts
 from pipelines.tariffs import (
     ScheduleError,
     Tranche,
@@ -152,3 +153,21 @@ def test_a_dropped_in_schedule_file_is_validated(tmp_path):
     bad.write_csv(tmp_path / "tariff_schedule.csv")
     with pytest.raises(ScheduleError, match="overlap"):
         load_schedule(tmp_path / "tariff_schedule.csv")
+
+
+def test_a_semester_is_cut_where_a_schedule_version_starts_or_ends():
+    versions = [tranche(0, None, "50.00", start="2023-07-01", until="2024-03-31")]
+    versions.append(tranche(0, None, "45.00", start="2024-04-01"))
+    assert schedule_parts(versions, date(2023, 4, 1), date(2023, 9, 30)) == [
+        (date(2023, 4, 1), date(2023, 6, 30)),
+        (date(2023, 7, 1), date(2023, 9, 30)),
+    ]
+    # a change on the semester's first day does not cut it
+    assert schedule_parts(versions, date(2024, 4, 1), date(2024, 9, 30)) == [
+        (date(2024, 4, 1), date(2024, 9, 30))
+    ]
+    ended = [tranche(0, None, "50.00", start="2023-07-01", until="2023-12-31")]
+    assert schedule_parts(ended, date(2023, 10, 1), date(2024, 3, 31)) == [
+        (date(2023, 10, 1), date(2023, 12, 31)),
+        (date(2024, 1, 1), date(2024, 3, 31)),
+    ]
