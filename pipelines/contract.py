@@ -60,6 +60,10 @@ QUARANTINE_REASONS: tuple[Reason, ...] = (
     Reason("missing_field", "a required field is absent or empty"),
     Reason("timestamp_without_offset", "a timestamp has no UTC offset (R1: never guessed)"),
     Reason("bad_type", "a field does not parse as its type (number, date, timestamp, boolean)"),
+    Reason(
+        "timestamp_out_of_range",
+        "measured_at is outside the years the Paris calendar is built for (R1, reference.py)",
+    ),
     Reason("unknown_activity", "activity_code is not in the catalog"),
     Reason("invalid_eye", "eye is not OD or OS, or missing on an eye test"),
     Reason("invalid_kind", "prescription kind is not trial, initial or renewal"),

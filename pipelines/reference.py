@@ -16,8 +16,8 @@ import polars as pl
 from pipelines.catalog import activity_measures, load_activities
 from pipelines.config import PARIS
 
-# R1: the years for which ref.paris_offsets is built from the tz database. An instant outside
-# this range gets no local date (and is reported), instead of a guessed one.
+# R1: the years for which ref.paris_offsets is built from the tz database. A transmission measured
+# outside this range is quarantined (timestamp_out_of_range) instead of given a guessed date.
 OFFSET_YEARS = range(1990, 2101)
 
 

@@ -209,6 +209,9 @@ A_LINES = [
     A3,  # 18
     X1,  # 19
     {**t(transmission_id="R1"), "received_at": "2025-03-10T09:00:00"},  # 20
+    {**t(transmission_id="OLD"), "measured_at": "1970-01-01T00:00:00Z"},  # 21 no Paris date
+    {**t(transmission_id="FAR"), "measured_at": "2101-01-01T00:00:00Z"},  # 22 no Paris date
+    {**t(transmission_id="LAST"), "measured_at": "2100-12-31T22:59:59+00:00"},  # 23 dated
 ]
 B_GOOD = t(transmission_id="U8A")
 B_BAD = b'{"transmission_id": "U8B", "patient_id": "P\xff\xfe1", "unit": "caf\xe9"}'
@@ -309,6 +312,8 @@ EXPECTED = {
     "eye_missing": (A, 13, "invalid_eye", "eye missing", jline(A_LINES[12])),
     "conflict_same_file": (A, 17, "conflicting_duplicate", CONFLICT, jline(A_LINES[16])),
     "naive_received_at": (A, 20, "timestamp_without_offset", "received_at", jline(A_LINES[19])),
+    "measured_1970": (A, 21, "timestamp_out_of_range", "measured_at", jline(A_LINES[20])),
+    "measured_2101": (A, 22, "timestamp_out_of_range", "measured_at", jline(A_LINES[21])),
     "invalid_utf8": (B, 2, "malformed_record", "invalid UTF-8", '"transmission_id": "U8B"'),
     "csv_extra_column": (C, 2, "malformed_record", "wrong number of columns", None),
     "csv_empty_patient": (C, 4, "missing_field", "patient_id", '"transmission_id":"C4"'),
@@ -369,7 +374,7 @@ def test_loaded_transmissions_per_file(dirty):
     got = dict(got.rows())
     formats = {path: ["F1", "F2", "F3", "F4"] for path, _ in FORMATS.values()}
     assert got == {
-        A: ["A1", "A2", "A3", "X1"],
+        A: ["A1", "A2", "A3", "LAST", "X1"],
         B: ["U8A"],
         C: ["C3"],
         D: ["D3"],
@@ -455,7 +460,7 @@ def test_counts_of_the_dirty_files(dirty):
         r = file_row(dirty[1], path)
         return (r["rows_read"], r["rows_loaded"], r["rows_quarantined"], r["duplicates_skipped"])
 
-    assert counts(A) == (18, 4, 13, 1)
+    assert counts(A) == (21, 5, 15, 1)
     assert counts(B) == (2, 1, 1, 0)
     assert counts(C) == (4, 1, 2, 1)
     assert counts(D) == (3, 1, 1, 1)

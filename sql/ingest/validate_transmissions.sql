@@ -38,8 +38,14 @@ typed AS (
     LEFT JOIN ref.activities a USING (activity_code)
     LEFT JOIN ref.activity_measures m USING (activity_code, measure_type)
 ),
+dated_years AS (  -- R1: the UTC instants ref.paris_offsets can date, [lo_us, hi_us)
+    SELECT epoch_us(make_timestamp(min(year), 1, 1, 0, 0, 0)) AS lo_us,
+           epoch_us(make_timestamp(max(year) + 1, 1, 1, 0, 0, 0)) AS hi_us
+    FROM ref.paris_offsets
+),
 judged AS (
-    SELECT *,
+    SELECT typed.*,
+        NOT (epoch_us(measured_at) >= lo_us AND epoch_us(measured_at) < hi_us) AS undatable,
         concat_ws(', ',
             CASE WHEN transmission_id IS NULL THEN 'transmission_id' END,
             CASE WHEN exploitant_id IS NULL THEN 'exploitant_id' END,
@@ -61,7 +67,7 @@ judged AS (
                  THEN 'distance_cm' END,
             CASE WHEN lux_text IS NOT NULL AND NOT coalesce(isfinite(ambient_lux), false)
                  THEN 'ambient_lux' END) AS badly_typed
-    FROM typed
+    FROM typed, dated_years
 )
 SELECT
     file_id, source_file, row_number, raw,
@@ -75,6 +81,7 @@ SELECT
         WHEN missing <> '' THEN 'missing_field'
         WHEN naive <> '' THEN 'timestamp_without_offset'
         WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN undatable THEN 'timestamp_out_of_range'
         WHEN NOT known_activity THEN 'unknown_activity'
         WHEN (needs_eye AND eye IS NULL) OR eye NOT IN ('OD', 'OS') THEN 'invalid_eye'
     END AS reason,
@@ -83,6 +90,7 @@ SELECT
         WHEN missing <> '' THEN missing
         WHEN naive <> '' THEN naive
         WHEN badly_typed <> '' THEN badly_typed
+        WHEN undatable THEN 'measured_at'
         WHEN NOT known_activity THEN activity_code
         ELSE coalesce(eye, 'eye missing')
     END AS detail
