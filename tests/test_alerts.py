@@ -192,3 +192,23 @@ def test_a_problem_that_comes_back_opens_a_new_alert(history):
     assert interrupted["status"].to_list() == ["resolved", "open"]
     assert interrupted["alert_id"].n_unique() == 2
     assert interrupted["first_seen"].to_list() == [date(2025, 6, 10), date(2025, 6, 25)]
+
+
+def test_a_problem_back_on_the_same_evaluation_date_is_open_again(tmp_path):
+    """The prescription is extended (alert resolved) then the extension is withdrawn, all as of
+    the same date: the alert is open again, never a problem without its alert."""
+    root, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write_rows(root / "enrollments/e.csv", [enrollment("RX", "PRX", "2025-05-01")])
+    write_rows(root / "transmissions/t.jsonl", eye_tests_on("PRX", ["2025-06-05"]))
+
+    def prescribe(name: str, until: str) -> list:
+        write_rows(
+            root / f"prescriptions/{name}.csv", [prescription("RRX", "RX", "2025-05-01", until)]
+        )
+        run(root, warehouse, "2025-06-10")
+        frame = alerts(warehouse).filter(pl.col("kind") == "prescription_expiring")
+        return frame["status"].to_list()
+
+    assert prescribe("a", "2025-06-25") == ["open"]
+    assert prescribe("b", "2025-12-31") == ["resolved"]
+    assert prescribe("c", "2025-06-24") == ["open"]  # (c.csv with a.csv's bytes would be skipped)

@@ -1,6 +1,7 @@
 -- marts.alerts: alerts kept across runs (ops.alert_history). One alert per open problem per
 -- enrollment and kind: seen again -> last_seen moves on; gone -> resolved_at = as_of; back after
--- being resolved -> a new alert. Never raised twice for the same open problem.
+-- being resolved -> a new alert (or, on the same as_of, the alert of that day open again). Never
+-- raised twice for the same open problem, never a current problem without an open alert.
 CREATE TABLE IF NOT EXISTS ops.alert_history (
     alert_id VARCHAR NOT NULL, enrollment_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
     audience VARCHAR NOT NULL, patient_id VARCHAR NOT NULL, operator_id VARCHAR NOT NULL,
@@ -21,6 +22,17 @@ WHERE h.resolved_at IS NULL
   AND h.first_seen <= getvariable('as_of')
   AND NOT EXISTS (SELECT 1 FROM staging.current_problems c
                   WHERE c.enrollment_id = h.enrollment_id AND c.kind = h.kind);
+
+-- resolved and back on the same evaluation date (e.g. a correction withdrawn): open again
+UPDATE ops.alert_history h
+SET resolved_at = NULL, message_fr = c.message_fr, message_en = c.message_en,
+    reference_date = c.reference_date, audience = c.audience
+FROM staging.current_problems c
+WHERE h.alert_id = c.enrollment_id || ':' || c.kind || ':' || getvariable('as_of')
+  AND h.resolved_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM ops.alert_history o
+                  WHERE o.resolved_at IS NULL AND o.enrollment_id = c.enrollment_id
+                    AND o.kind = c.kind);
 
 INSERT INTO ops.alert_history BY NAME
 SELECT c.enrollment_id || ':' || c.kind || ':' || getvariable('as_of') AS alert_id,
