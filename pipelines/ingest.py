@@ -49,6 +49,9 @@ class LandingFile:
     fmt: str | None
     size: int
     mtime_ns: int
+    # status-change time: any write to the file moves it and no tool can set it back, so a file
+    # rewritten with the same size and a restored mtime still fails the path+size+times shortcut
+    ctime_ns: int
 
 
 @dataclass
@@ -91,6 +94,7 @@ def discover(landing: Path, kind: str) -> list[LandingFile]:
                 fmt=contract.format_of(path.name),
                 size=stat.st_size,
                 mtime_ns=stat.st_mtime_ns,
+                ctime_ns=stat.st_ctime_ns,
             )
         )
     return found
@@ -121,14 +125,14 @@ def _ingest_kind(
     progress: Progress | None,
 ) -> KindSummary:
     summary = KindSummary()
-    seen = {
-        (path, size, mtime)
-        for path, size, mtime in con.execute(
-            "SELECT path, size_bytes, mtime_ns FROM ops.ingested_files WHERE kind = ?", [kind]
+    seen = set(
+        con.execute(
+            "SELECT path, size_bytes, mtime_ns, ctime_ns FROM ops.ingested_files WHERE kind = ?",
+            [kind],
         ).fetchall()
-    }
+    )
     found = discover(landing, kind)
-    candidates = [f for f in found if (f.relpath, f.size, f.mtime_ns) not in seen]
+    candidates = [f for f in found if (f.relpath, f.size, f.mtime_ns, f.ctime_ns) not in seen]
     summary.files_skipped = len(found) - len(candidates)
     done = 0
     for batch in _batches(candidates, batch_bytes):
@@ -256,6 +260,7 @@ def _record_batch(
             "content_hash": [r.content_hash for r in records],
             "size_bytes": pa.array([r.file.size for r in records], pa.int64()),
             "mtime_ns": pa.array([r.file.mtime_ns for r in records], pa.int64()),
+            "ctime_ns": pa.array([r.file.ctime_ns for r in records], pa.int64()),
             "status": [r.status for r in records],
             "error": pa.array([r.error for r in records], pa.string()),
             "same_content_as": pa.array([r.same_content_as for r in records], pa.int32()),

@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS ops.ingested_files (
     content_hash          VARCHAR,               -- sha256 of the file's bytes
     size_bytes            BIGINT NOT NULL,
     mtime_ns              BIGINT NOT NULL,
+    ctime_ns              BIGINT,                -- status-change time (null: recorded before it was kept)
     status                VARCHAR NOT NULL,      -- ingested | same_content | unreadable | unsupported
     error                 VARCHAR,               -- why a file was not read
     same_content_as       INTEGER,               -- file_id already holding the same bytes
@@ -80,3 +81,7 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
     source_file     VARCHAR NOT NULL,
     row_number      BIGINT NOT NULL
 );
+
+-- warehouses created before ctime_ns was kept: the column is added (null: those files are hashed
+-- once more, then recognised by their content)
+ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS ctime_ns BIGINT;
