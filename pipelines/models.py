@@ -63,8 +63,9 @@ MODELS: tuple[Model, ...] = (
         "observance/04_period_units",
         ("staging.daily_units", "staging.periods"),
         "observance",
-        also_writes=("staging.matched_units",),
-        description="Daily units matched to enrollments and counted per period (R2, R3).",
+        also_writes=("staging.matched_units", "staging.unmatched_units"),
+        description="Daily units matched to enrollments (incrementally) and counted per period "
+        "(R2, R3).",
     ),
     Model(
         "marts.patient_periods",

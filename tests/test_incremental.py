@@ -1,4 +1,5 @@
-"""staging.daily_units is built incrementally: a run on top of earlier ones equals a fresh build."""
+"""staging.daily_units and the matched units and period counts are built incrementally: a run on
+top of earlier ones equals a fresh build."""
 
 from __future__ import annotations
 
@@ -80,3 +81,67 @@ def test_a_catalog_change_rebuilds(tmp_path, monkeypatch):
     fresh = tmp_path / "fresh.duckdb"
     run(landing, fresh, "2025-02-15")
     assert_same(snapshot(warehouse), snapshot(fresh))
+
+
+STEP_TABLES = (
+    "staging.matched_units",
+    "staging.unmatched_units",
+    "staging.period_units",
+    "marts.patient_periods",
+    "marts.unmatched_transmissions",
+)
+
+
+def test_matching_and_period_counts_follow_every_kind_of_change(tmp_path):
+    """Night after night -- new data, an evaluation date moving forward then back, enrollments
+    corrected (an end date, a patient) -- the incremental tables equal a fresh build."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "incremental.duckdb"
+    enrollments = [enrollment("E1", "P1", "2025-01-01"), enrollment("E2", "P2", "2025-01-15")]
+    write_rows(landing / "enrollments" / "1" / "e.csv", enrollments)
+    write_rows(
+        landing / "prescriptions" / "p.csv",
+        [
+            prescription("R1", "E1", "2025-01-01", "2025-12-31"),
+            prescription("R2", "E2", "2025-01-15", "2025-12-31"),
+        ],
+    )
+    write_rows(
+        landing / "transmissions" / "1" / "t.jsonl",
+        [tx("P1", f"2025-01-{d:02d} 09:00", eye=eye) for d in (2, 9, 16) for eye in ("OD", "OS")]
+        + [tx("P2", "2025-01-20 09:00"), tx("PX", "2025-01-20 09:00")]
+        + [tx("P1", "2025-03-10 09:00")],  # after the first evaluation date
+    )
+
+    def night(as_of: str, step: str) -> None:
+        run(landing, warehouse, as_of)
+        fresh = tmp_path / f"fresh-{step}.duckdb"
+        run(landing, fresh, as_of)
+        for table in STEP_TABLES:
+            sql = f"SELECT * FROM {table} ORDER BY ALL"
+            assert query(warehouse, sql).equals(query(fresh, sql)), (step, table)
+
+    night("2025-02-15", "first")
+    night("2025-03-20", "as_of forward: the March test now counts")
+    write_rows(
+        landing / "enrollments" / "2" / "e.csv",
+        [
+            enrollment("E1", "P1", "2025-01-01", end_date="2025-01-10", end_reason="stopped"),
+            enrollment("E2", "PX", "2025-01-15"),  # E2 was PX's enrollment, not P2's
+        ],
+    )
+    night("2025-03-20", "enrollments corrected")
+    write_rows(
+        landing / "transmissions" / "2" / "t.jsonl",
+        [tx("P2", "2025-01-21 09:00"), tx("PX", "2025-01-21 09:00")]
+        + [tx("PX", "2025-01-20 10:00", exploitant_id="EXP02")],  # same unit, other exploitant
+    )
+
+    def first_periods() -> list:
+        sql = "SELECT enrollment_id, valid_units FROM marts.patient_periods WHERE period_index = 1"
+        return query(warehouse, sql + " ORDER BY ALL").rows()
+
+    night("2025-03-20", "new data")
+    # E1 ended Jan 10: days 2 and 9, both eyes; E2 (PX): Jan 20 (sent twice) and Jan 21
+    assert first_periods() == [("E1", 4), ("E2", 2)]
+    night("2025-01-18", "as_of back")
+    assert first_periods() == [("E1", 4), ("E2", 0)]

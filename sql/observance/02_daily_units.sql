@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS staging.daily_units (
 CREATE TABLE IF NOT EXISTS ops.model_state (
     model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL
 );
+ALTER TABLE ops.model_state ADD COLUMN IF NOT EXISTS as_of DATE;
+-- (patient, activity) pairs with new or merged daily units, for 04_period_units.sql to match again
+CREATE TABLE IF NOT EXISTS ops.units_pending (patient_id VARCHAR, activity_code VARCHAR);
 SET VARIABLE reference_hash = (SELECT reference_hash FROM ref.version);
 SET VARIABLE daily_units_after_file = coalesce((
     SELECT after_file_id FROM ops.model_state
@@ -88,6 +91,8 @@ UNION ALL BY NAME
 SELECT n.* FROM new_units n
 ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
 
-INSERT OR REPLACE INTO ops.model_state
+INSERT INTO ops.units_pending SELECT DISTINCT patient_id, activity_code FROM new_units;
+
+INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash)
 SELECT 'daily_units', coalesce((SELECT max(file_id) FROM raw.transmissions), 0),
     getvariable('reference_hash');

@@ -1,18 +1,96 @@
 -- staging.matched_units: daily units matched to the enrollment of the same patient and activity
--- whose dates contain the day (R2); staging.period_units: valid and invalid units per period.
-CREATE OR REPLACE TABLE staging.matched_units AS
+-- whose dates contain the day (R2); staging.unmatched_units: the daily units no enrollment
+-- contains; staging.period_units: valid and invalid units per period (R2, R3).
+--
+-- Incremental, like daily_units: only the (patient, activity) pairs touched since the last run are
+-- matched again -- pairs with new daily units (ops.units_pending, filled by 02_daily_units.sql) and
+-- pairs of enrollments whose patient, activity or dates changed (compared with
+-- staging.matched_enrollments, the enrollments the tables were built from). Period counts are
+-- redone for the enrollments of those pairs, and for enrollments with units after the earlier of
+-- the previous and the current as_of (the only units a new evaluation date can add or remove).
+-- A change of the catalog, the Paris offsets or the period length rebuilds everything.
+CREATE TABLE IF NOT EXISTS staging.matched_units (
+    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
+    local_date DATE, unit_eye VARCHAR, has_valid BOOLEAN, has_invalid BOOLEAN,
+    transmissions BIGINT, last_received_at TIMESTAMPTZ, period_index INTEGER
+);
+CREATE TABLE IF NOT EXISTS staging.unmatched_units (
+    patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
+    unit_eye VARCHAR, has_valid BOOLEAN, has_invalid BOOLEAN, transmissions BIGINT,
+    last_received_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS staging.period_units (
+    enrollment_id VARCHAR, period_index INTEGER, valid_units BIGINT, invalid_units BIGINT,
+    transmissions BIGINT
+);
+CREATE TABLE IF NOT EXISTS staging.matched_enrollments (
+    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, start_date DATE,
+    end_date DATE
+);
+
+SET VARIABLE units_fingerprint =
+    (SELECT reference_hash FROM ref.version) || ':' || getvariable('period_days');
+SET VARIABLE units_full = getvariable('units_fingerprint') IS DISTINCT FROM (
+    SELECT reference_hash FROM ops.model_state WHERE model = 'period_units');
+SET VARIABLE units_previous_as_of = (
+    SELECT as_of FROM ops.model_state WHERE model = 'period_units');
+DELETE FROM staging.matched_units WHERE getvariable('units_full');
+DELETE FROM staging.unmatched_units WHERE getvariable('units_full');
+DELETE FROM staging.period_units WHERE getvariable('units_full');
+DELETE FROM staging.matched_enrollments WHERE getvariable('units_full');
+
+CREATE OR REPLACE TEMP TABLE current_enrollments AS
+SELECT enrollment_id, patient_id, activity_code, start_date, end_date FROM staging.enrollments;
+
+CREATE OR REPLACE TEMP TABLE changed_enrollments AS
+(SELECT * FROM current_enrollments EXCEPT SELECT * FROM staging.matched_enrollments)
+UNION
+(SELECT * FROM staging.matched_enrollments EXCEPT SELECT * FROM current_enrollments);
+
+CREATE OR REPLACE TEMP TABLE dirty_pairs AS
+SELECT patient_id, activity_code FROM ops.units_pending
+UNION
+SELECT patient_id, activity_code FROM changed_enrollments
+UNION
+SELECT patient_id, activity_code FROM staging.daily_units WHERE getvariable('units_full');
+
+CREATE OR REPLACE TEMP TABLE new_matched AS
 SELECT e.enrollment_id, d.*,
     CAST((d.local_date - e.start_date) // getvariable('period_days') + 1 AS INTEGER) AS period_index
-FROM staging.daily_units d
-JOIN staging.enrollments e
+FROM (SELECT * FROM staging.daily_units SEMI JOIN dirty_pairs USING (patient_id, activity_code)) d
+JOIN current_enrollments e
   ON e.patient_id = d.patient_id
  AND e.activity_code = d.activity_code
  AND d.local_date >= e.start_date
  AND d.local_date <= coalesce(e.end_date, DATE '9999-12-31');
 
+DELETE FROM staging.matched_units m USING dirty_pairs p
+WHERE m.patient_id = p.patient_id AND m.activity_code = p.activity_code;
+INSERT INTO staging.matched_units BY NAME SELECT * FROM new_matched;
+
+DELETE FROM staging.unmatched_units u USING dirty_pairs p
+WHERE u.patient_id = p.patient_id AND u.activity_code = p.activity_code;
+INSERT INTO staging.unmatched_units BY NAME
+SELECT d.* FROM staging.daily_units d
+SEMI JOIN dirty_pairs USING (patient_id, activity_code)
+ANTI JOIN new_matched m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
+
+-- Enrollments whose counts must be redone: those of the touched pairs (before and after the
+-- change), and those with units after the earlier of the two evaluation dates.
+CREATE OR REPLACE TEMP TABLE dirty_enrollments AS
+SELECT enrollment_id FROM changed_enrollments
+UNION
+SELECT enrollment_id FROM current_enrollments SEMI JOIN dirty_pairs USING (patient_id, activity_code)
+UNION
+SELECT enrollment_id FROM staging.matched_units
+WHERE local_date > least(getvariable('as_of'),
+                         coalesce(getvariable('units_previous_as_of'), getvariable('as_of')));
+
 -- A unit counts for a period only up to its effective end (R2) and never after as_of. A unit is
 -- (day, eye): the same test sent under two exploitants is still one unit (R3).
-CREATE OR REPLACE TABLE staging.period_units AS
+DELETE FROM staging.period_units u USING dirty_enrollments d
+WHERE u.enrollment_id = d.enrollment_id;
+INSERT INTO staging.period_units BY NAME
 WITH units AS (
     SELECT u.enrollment_id, u.period_index, u.local_date, u.unit_eye,
         bool_or(u.has_valid) AS has_valid,
@@ -20,6 +98,7 @@ WITH units AS (
         sum(u.transmissions) AS transmissions
     FROM staging.periods p
     JOIN staging.matched_units u USING (enrollment_id, period_index)
+    SEMI JOIN dirty_enrollments d ON d.enrollment_id = u.enrollment_id
     WHERE u.local_date <= p.effective_end
       AND u.local_date <= getvariable('as_of')
     GROUP BY ALL
@@ -30,3 +109,9 @@ SELECT enrollment_id, period_index,
     sum(transmissions) AS transmissions
 FROM units
 GROUP BY ALL;
+
+DELETE FROM staging.matched_enrollments;
+INSERT INTO staging.matched_enrollments SELECT * FROM current_enrollments;
+DELETE FROM ops.units_pending;
+INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
+VALUES ('period_units', 0, getvariable('units_fingerprint'), getvariable('as_of'));

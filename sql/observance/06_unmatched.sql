@@ -7,8 +7,6 @@ SELECT d.exploitant_id, d.activity_code,
     sum(d.transmissions) AS transmissions,
     min(d.local_date) AS first_date,
     max(d.local_date) AS last_date
-FROM staging.daily_units d
-ANTI JOIN staging.matched_units m
-  USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+FROM staging.unmatched_units d
 GROUP BY ALL
 ORDER BY exploitant_id, activity_code;
