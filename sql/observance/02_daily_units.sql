@@ -20,13 +20,20 @@ CREATE TABLE IF NOT EXISTS ops.model_state (
     model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL
 );
 ALTER TABLE ops.model_state ADD COLUMN IF NOT EXISTS as_of DATE;
--- (patient, activity) pairs with new or merged daily units, for 04_period_units.sql to match again
-CREATE TABLE IF NOT EXISTS ops.units_pending (patient_id VARCHAR, activity_code VARCHAR);
+-- daily units new or changed since 04_period_units.sql last matched them
+CREATE TABLE IF NOT EXISTS ops.units_pending (
+    patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
+    unit_eye VARCHAR
+);
 SET VARIABLE reference_hash = (SELECT reference_hash FROM ref.version);
 SET VARIABLE daily_units_after_file = coalesce((
     SELECT after_file_id FROM ops.model_state
     WHERE model = 'daily_units' AND reference_hash = getvariable('reference_hash')), 0);
 DELETE FROM staging.daily_units WHERE getvariable('daily_units_after_file') = 0;
+-- rebuilt from scratch: so is everything matched from it (04_period_units.sql)
+DELETE FROM ops.units_pending WHERE getvariable('daily_units_after_file') = 0;
+DELETE FROM ops.model_state
+WHERE model = 'period_units' AND getvariable('daily_units_after_file') = 0;
 
 CREATE OR REPLACE TEMP TABLE new_units AS
 WITH instants AS (
@@ -91,7 +98,9 @@ UNION ALL BY NAME
 SELECT n.* FROM new_units n
 ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
 
-INSERT INTO ops.units_pending SELECT DISTINCT patient_id, activity_code FROM new_units;
+INSERT INTO ops.units_pending
+SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye FROM new_units
+WHERE getvariable('daily_units_after_file') > 0;
 
 INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash)
 SELECT 'daily_units', coalesce((SELECT max(file_id) FROM raw.transmissions), 0),

@@ -2,12 +2,14 @@
 -- whose dates contain the day (R2); staging.unmatched_units: the daily units no enrollment
 -- contains; staging.period_units: valid and invalid units per period (R2, R3).
 --
--- Incremental, like daily_units: only the (patient, activity) pairs touched since the last run are
--- matched again -- pairs with new daily units (ops.units_pending, filled by 02_daily_units.sql) and
--- pairs of enrollments whose patient, activity or dates changed (compared with
--- staging.matched_enrollments, the enrollments the tables were built from). Period counts are
--- redone for the enrollments of those pairs, and for enrollments with units after the earlier of
--- the previous and the current as_of (the only units a new evaluation date can add or remove).
+-- Incremental, like daily_units, at the finest grain that stays exact:
+-- * daily units new or changed since the last run (ops.units_pending, filled by
+--   02_daily_units.sql) are matched again, and only the periods they fall in are counted again;
+-- * an enrollment whose patient, activity or dates changed (compared with
+--   staging.matched_enrollments, the enrollments the tables were built from) has its whole
+--   (patient, activity) pair matched and counted again, before and after the change;
+-- * periods holding units after the earlier of the previous and the current as_of are counted
+--   again (the only units a new evaluation date can add or remove).
 -- A change of the catalog, the Paris offsets or the period length rebuilds everything.
 CREATE TABLE IF NOT EXISTS staging.matched_units (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
@@ -47,49 +49,72 @@ CREATE OR REPLACE TEMP TABLE changed_enrollments AS
 UNION
 (SELECT * FROM staging.matched_enrollments EXCEPT SELECT * FROM current_enrollments);
 
+-- whole pairs to match again; single units to match again (outside those pairs)
 CREATE OR REPLACE TEMP TABLE dirty_pairs AS
-SELECT patient_id, activity_code FROM ops.units_pending
-UNION
 SELECT patient_id, activity_code FROM changed_enrollments
 UNION
 SELECT patient_id, activity_code FROM staging.daily_units WHERE getvariable('units_full');
 
+CREATE OR REPLACE TEMP TABLE dirty_units AS
+SELECT d.* FROM staging.daily_units d SEMI JOIN dirty_pairs USING (patient_id, activity_code)
+UNION ALL
+SELECT d.* FROM staging.daily_units d
+SEMI JOIN (SELECT DISTINCT * FROM ops.units_pending
+           ANTI JOIN dirty_pairs USING (patient_id, activity_code)) p
+  USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
+
 CREATE OR REPLACE TEMP TABLE new_matched AS
 SELECT e.enrollment_id, d.*,
     CAST((d.local_date - e.start_date) // getvariable('period_days') + 1 AS INTEGER) AS period_index
-FROM (SELECT * FROM staging.daily_units SEMI JOIN dirty_pairs USING (patient_id, activity_code)) d
+FROM dirty_units d
 JOIN current_enrollments e
   ON e.patient_id = d.patient_id
  AND e.activity_code = d.activity_code
  AND d.local_date >= e.start_date
  AND d.local_date <= coalesce(e.end_date, DATE '9999-12-31');
 
+-- Periods to count again: every period of an enrollment of a whole pair (old and new), the
+-- periods of the units matched again, and those holding units after the earlier as_of.
+CREATE OR REPLACE TEMP TABLE dirty_periods AS
+WITH dirty_enrollments AS (
+    SELECT enrollment_id FROM changed_enrollments
+    UNION
+    SELECT enrollment_id FROM current_enrollments
+    SEMI JOIN dirty_pairs USING (patient_id, activity_code)
+)
+SELECT enrollment_id, period_index FROM staging.periods SEMI JOIN dirty_enrollments USING (enrollment_id)
+UNION
+SELECT enrollment_id, period_index FROM staging.period_units
+SEMI JOIN dirty_enrollments USING (enrollment_id)
+UNION
+SELECT enrollment_id, period_index FROM new_matched
+UNION
+SELECT enrollment_id, period_index FROM staging.matched_units
+WHERE local_date > least(getvariable('as_of'),
+                         coalesce(getvariable('units_previous_as_of'), getvariable('as_of')));
+
 DELETE FROM staging.matched_units m USING dirty_pairs p
 WHERE m.patient_id = p.patient_id AND m.activity_code = p.activity_code;
+DELETE FROM staging.matched_units m USING ops.units_pending p
+WHERE m.patient_id = p.patient_id AND m.activity_code = p.activity_code
+  AND m.exploitant_id = p.exploitant_id AND m.local_date = p.local_date
+  AND m.unit_eye = p.unit_eye;
 INSERT INTO staging.matched_units BY NAME SELECT * FROM new_matched;
 
 DELETE FROM staging.unmatched_units u USING dirty_pairs p
 WHERE u.patient_id = p.patient_id AND u.activity_code = p.activity_code;
+DELETE FROM staging.unmatched_units u USING ops.units_pending p
+WHERE u.patient_id = p.patient_id AND u.activity_code = p.activity_code
+  AND u.exploitant_id = p.exploitant_id AND u.local_date = p.local_date
+  AND u.unit_eye = p.unit_eye;
 INSERT INTO staging.unmatched_units BY NAME
-SELECT d.* FROM staging.daily_units d
-SEMI JOIN dirty_pairs USING (patient_id, activity_code)
+SELECT d.* FROM dirty_units d
 ANTI JOIN new_matched m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
-
--- Enrollments whose counts must be redone: those of the touched pairs (before and after the
--- change), and those with units after the earlier of the two evaluation dates.
-CREATE OR REPLACE TEMP TABLE dirty_enrollments AS
-SELECT enrollment_id FROM changed_enrollments
-UNION
-SELECT enrollment_id FROM current_enrollments SEMI JOIN dirty_pairs USING (patient_id, activity_code)
-UNION
-SELECT enrollment_id FROM staging.matched_units
-WHERE local_date > least(getvariable('as_of'),
-                         coalesce(getvariable('units_previous_as_of'), getvariable('as_of')));
 
 -- A unit counts for a period only up to its effective end (R2) and never after as_of. A unit is
 -- (day, eye): the same test sent under two exploitants is still one unit (R3).
-DELETE FROM staging.period_units u USING dirty_enrollments d
-WHERE u.enrollment_id = d.enrollment_id;
+DELETE FROM staging.period_units u USING dirty_periods d
+WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
 INSERT INTO staging.period_units BY NAME
 WITH units AS (
     SELECT u.enrollment_id, u.period_index, u.local_date, u.unit_eye,
@@ -98,7 +123,7 @@ WITH units AS (
         sum(u.transmissions) AS transmissions
     FROM staging.periods p
     JOIN staging.matched_units u USING (enrollment_id, period_index)
-    SEMI JOIN dirty_enrollments d ON d.enrollment_id = u.enrollment_id
+    SEMI JOIN dirty_periods d USING (enrollment_id, period_index)
     WHERE u.local_date <= p.effective_end
       AND u.local_date <= getvariable('as_of')
     GROUP BY ALL
