@@ -29,6 +29,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.warehouse import MEMORY_LIMIT
+
 GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
 NIGHT_SUFFIX = "-night"  # arrival folders added by the benchmark
 B1 = {"patients": 100_000, "months": 12}
@@ -198,6 +200,71 @@ def run_bench(
         json.dumps(kept + [asdict(r) for r in results], indent=2, default=str), encoding="utf-8"
     )
     return results
+
+
+def replicate_landing(source: Path, target: Path, copies: int) -> int:
+    """``copies`` copies of a Parquet landing folder, ids prefixed ``K<k>`` so that every copy is
+    new patients, enrollments and transmissions: B1 x 10 is the 300 M-row out-of-core input.
+    Written by DuckDB file to file, out of core. Returns the transmissions written."""
+    target.mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET preserve_insertion_order = false")
+    prefixed = {
+        "enrollments": ("enrollment_id", "patient_id"),
+        "prescriptions": ("prescription_id", "enrollment_id"),
+        "transmissions": ("transmission_id", "patient_id"),
+    }
+    for kind, ids in prefixed.items():
+        for path in sorted((source / kind).rglob("*")):
+            if not path.is_file() or path.name == "generated.json":
+                continue
+            reader = (
+                f"read_csv('{path}', all_varchar = true)"
+                if path.suffix == ".csv"
+                else f"read_parquet('{path}')"
+            )
+            copies_sql = " UNION ALL ".join(
+                "SELECT * REPLACE ("
+                + ", ".join(f"'K{k}' || {column} AS {column}" for column in ids)
+                + f") FROM {reader}"
+                for k in range(copies)
+            )
+            out = target / path.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            con.execute(f"COPY ({copies_sql}) TO '{out}'")
+    pattern = str(target / "transmissions" / "**" / "*.parquet")
+    return con.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchall()[0][0]
+
+
+def run_out_of_core(
+    work: Path,
+    copies: int = 10,
+    patients: int = B1["patients"],
+    months: int = B1["months"],
+    end: date = date(2025, 11, 30),
+) -> dict[str, float]:
+    """The whole graph once on ``copies`` x the Parquet benchmark, in a fresh process: seconds,
+    peak RSS and the warehouse size (the DuckDB memory limit makes it spill to disk)."""
+    source, _ = _landing(work, "parquet", patients, months, end)
+    remove_nights(source)
+    root = work / f"parquet-{patients}-{months}-x{copies}"
+    landing, warehouse = root / "landing", root / "warehouse.duckdb"
+    if not landing.exists():
+        replicate_landing(source, landing, copies)
+    rows = floor(landing, "parquet")[1]
+    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    timing = _timed_run(landing, warehouse, end + timedelta(days=1), by_group=False)
+    result = {
+        "copies": copies,
+        "transmissions": rows,
+        "seconds": round(timing.total_s, 1),
+        "peak_rss_mb": round(timing.peak_rss_mb),
+        "warehouse_mb": round(warehouse.stat().st_size / 2**20),
+    }
+    (root / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
 
 
 def remove_nights(landing: Path) -> None:

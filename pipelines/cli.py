@@ -169,10 +169,22 @@ def bench(
     patients: Annotated[int, typer.Option(help="Enrollments (B1: 100 000)")] = 100_000,
     months: Annotated[int, typer.Option(help="Months of history (B1: 12)")] = 12,
     formats: Annotated[str, typer.Option(help="Comma-separated: parquet,jsonl")] = "parquet,jsonl",
+    out_of_core: Annotated[
+        int,
+        typer.Option(help="Instead: one whole run on N copies of the Parquet data (10: 300 M)"),
+    ] = 0,
 ) -> None:
     """Benchmark B1 stage by stage against a plain-scan floor (a measurement, not a test)."""
-    from pipelines.bench import report_lines, run_bench
+    from pipelines.bench import report_lines, run_bench, run_out_of_core
 
+    if out_of_core:
+        with console.status(f"Out-of-core run: {out_of_core} x {patients:,} enrollments ..."):
+            result = run_out_of_core(work, out_of_core, patients, months)
+        console.print(
+            f"{result['transmissions']:,} transmissions: whole graph in {result['seconds']} s, "
+            f"peak RSS {result['peak_rss_mb']:,} MB, warehouse {result['warehouse_mb']:,} MB"
+        )
+        return
     with console.status(f"Benchmark: {patients:,} enrollments over {months} months ..."):
         results = run_bench(work, tuple(formats.split(",")), patients, months)
     for line in report_lines(results):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipelines.bench import GROUPS, report_lines, run_bench
+from pipelines.bench import GROUPS, report_lines, run_bench, run_out_of_core
 from tests.helpers import query
 
 
@@ -38,3 +38,22 @@ def test_the_night_brings_new_transmissions(bench):
         "WHERE path LIKE '%-night/%'",
     ).row(0)
     assert night == (results[0].incremental_rows, results[0].incremental_rows)
+
+
+def test_out_of_core_run_on_copies(bench):
+    """Three copies of the smoke data: three times the rows, every copy new patients."""
+    work, results = bench
+    result = run_out_of_core(work, copies=3, patients=40, months=2)
+    assert result["transmissions"] == 3 * results[0].transmissions
+    warehouse = work / "parquet-40-2-x3" / "warehouse.duckdb"
+    counts = query(
+        warehouse,
+        "SELECT count(*) AS n, count(DISTINCT patient_id) AS patients FROM raw.transmissions",
+    ).row(0)
+    single = query(
+        work / "parquet-40-2.duckdb",
+        "SELECT count(DISTINCT patient_id) AS patients FROM raw.transmissions "
+        "WHERE source_file NOT LIKE '%-night/%'",
+    ).row(0)
+    assert counts == (result["transmissions"], 3 * single[0])
+    assert result["peak_rss_mb"] > 0 and result["seconds"] > 0
