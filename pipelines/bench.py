@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.warehouse import MEMORY_LIMIT
+from pipelines.warehouse import configure
 
 GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
 NIGHT_SUFFIX = "-night"  # arrival folders added by the benchmark
@@ -175,8 +175,7 @@ def run_bench(
         remove_nights(landing)  # before the floor: it scans the year only, like the full run
         floor_s, rows = floor(landing, fmt)
         warehouse = work / f"{fmt}-{patients}-{months}.duckdb"
-        for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
-            stale.unlink(missing_ok=True)
+        _remove_warehouse(warehouse)
         full = _timed_run(landing, warehouse, end + timedelta(days=1), by_group=True)
         night_rows = add_one_night(landing, fmt)
         incremental = _timed_run(landing, warehouse, end + timedelta(days=2), by_group=False)
@@ -202,14 +201,18 @@ def run_bench(
     return results
 
 
-def replicate_landing(source: Path, target: Path, copies: int) -> int:
+def _remove_warehouse(warehouse: Path) -> None:
+    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        stale.unlink(missing_ok=True)
+
+
+def replicate_landing(source: Path, target: Path, copies: int) -> None:
     """``copies`` copies of a Parquet landing folder, ids prefixed ``K<k>`` so that every copy is
     new patients, enrollments and transmissions: B1 x 10 is the 300 M-row out-of-core input.
-    Written by DuckDB file to file, out of core. Returns the transmissions written."""
+    Written by DuckDB file to file, out of core, with the warehouse's session settings."""
     target.mkdir(parents=True)
     con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    con.execute("SET preserve_insertion_order = false")
+    configure(con)
     prefixed = {
         "enrollments": ("enrollment_id", "patient_id"),
         "prescriptions": ("prescription_id", "enrollment_id"),
@@ -233,8 +236,6 @@ def replicate_landing(source: Path, target: Path, copies: int) -> int:
             out = target / path.relative_to(source)
             out.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"COPY ({copies_sql}) TO '{out}'")
-    pattern = str(target / "transmissions" / "**" / "*.parquet")
-    return con.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchall()[0][0]
 
 
 def run_out_of_core(
@@ -245,20 +246,21 @@ def run_out_of_core(
     end: date = date(2025, 11, 30),
 ) -> dict[str, float]:
     """The whole graph once on ``copies`` x the Parquet benchmark, in a fresh process: seconds,
-    peak RSS and the warehouse size (the DuckDB memory limit makes it spill to disk)."""
+    peak RSS and the warehouse size (the DuckDB memory limit makes it spill to disk), with the
+    plain-scan floor of the same files."""
     source, _ = _landing(work, "parquet", patients, months, end)
     remove_nights(source)
     root = work / f"parquet-{patients}-{months}-x{copies}"
     landing, warehouse = root / "landing", root / "warehouse.duckdb"
     if not landing.exists():
         replicate_landing(source, landing, copies)
-    rows = floor(landing, "parquet")[1]
-    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    floor_s, rows = floor(landing, "parquet")
+    _remove_warehouse(warehouse)
     timing = _timed_run(landing, warehouse, end + timedelta(days=1), by_group=False)
     result = {
         "copies": copies,
         "transmissions": rows,
+        "floor_s": round(floor_s, 2),
         "seconds": round(timing.total_s, 1),
         "peak_rss_mb": round(timing.peak_rss_mb),
         "warehouse_mb": round(warehouse.stat().st_size / 2**20),

@@ -27,7 +27,7 @@ WRITE_RETRY_SECONDS = 600.0
 MEMORY_LIMIT = "4GB"
 
 
-def _configure(con: duckdb.DuckDBPyConnection) -> None:
+def configure(con: duckdb.DuckDBPyConnection) -> None:
     # Timestamps are instants; SQL never relies on the session zone (R1 uses ref.paris_offsets).
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
@@ -55,7 +55,7 @@ def writer(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     with write_lock(warehouse):
         con = _connect(warehouse, read_only=False, patience=WRITE_RETRY_SECONDS)
         try:
-            _configure(con)
+            configure(con)
             for schema in SCHEMAS:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             yield con

@@ -93,20 +93,16 @@ SELECT enrollment_id, period_index FROM staging.matched_units
 WHERE local_date > least(getvariable('as_of'),
                          coalesce(getvariable('units_previous_as_of'), getvariable('as_of')));
 
-DELETE FROM staging.matched_units m USING dirty_pairs p
-WHERE m.patient_id = p.patient_id AND m.activity_code = p.activity_code;
-DELETE FROM staging.matched_units m USING ops.units_pending p
-WHERE m.patient_id = p.patient_id AND m.activity_code = p.activity_code
-  AND m.exploitant_id = p.exploitant_id AND m.local_date = p.local_date
-  AND m.unit_eye = p.unit_eye;
+-- daily units are never removed (a rebuild is the full mode), so the rows of both tables to
+-- replace are exactly those of the units matched again
+DELETE FROM staging.matched_units WHERE rowid IN (
+    SELECT t.rowid FROM staging.matched_units t
+    SEMI JOIN dirty_units USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
 INSERT INTO staging.matched_units BY NAME SELECT * FROM new_matched;
 
-DELETE FROM staging.unmatched_units u USING dirty_pairs p
-WHERE u.patient_id = p.patient_id AND u.activity_code = p.activity_code;
-DELETE FROM staging.unmatched_units u USING ops.units_pending p
-WHERE u.patient_id = p.patient_id AND u.activity_code = p.activity_code
-  AND u.exploitant_id = p.exploitant_id AND u.local_date = p.local_date
-  AND u.unit_eye = p.unit_eye;
+DELETE FROM staging.unmatched_units WHERE rowid IN (
+    SELECT t.rowid FROM staging.unmatched_units t
+    SEMI JOIN dirty_units USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
 INSERT INTO staging.unmatched_units BY NAME
 SELECT d.* FROM dirty_units d
 ANTI JOIN new_matched m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
