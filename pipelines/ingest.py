@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,10 +198,16 @@ class _FileRecord:
 def _read_batch(
     con: duckdb.DuckDBPyConnection, kind: str, files: list[LandingFile]
 ) -> list[_FileRecord]:
-    """Read the batch's files into the temp table ``landing_batch``; one record per file."""
+    """Read and validate the batch's files into the temp table ``validated``; one record per file.
+
+    Parquet and JSON-lines files are not copied as text first: the temp view ``landing_batch``
+    reads them where they are, and the validation is the only pass over their rows. CSV files
+    (read by pyarrow) and Parquet files read one by one after a failed scan go through the temp
+    table ``landing_rows``.
+    """
     columns = ", ".join(f"{name} VARCHAR" for name in contract.FIELDS[kind])
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE landing_batch (file_id INTEGER, source_file VARCHAR, "
+        "CREATE OR REPLACE TEMP TABLE landing_rows (file_id INTEGER, source_file VARCHAR, "
         f"row_number BIGINT, raw VARCHAR, parse_error VARCHAR, {columns})"
     )
     known_hashes = dict(
@@ -237,14 +242,79 @@ def _read_batch(
                 parquet.append(record)
         except READ_ERRORS as exc:
             record.unreadable(exc)
-    _insert_parquet(con, kind, parquet)
     if jsonl_parts:
         con.register("jsonl_lines", pa.concat_tables(jsonl_parts))
+    try:
         try:
-            con.execute(_template("ingest/read_jsonl", kind))
-        finally:
+            _validate(con, kind, _parquet_scan(con, kind, parquet), bool(jsonl_parts))
+        except READ_ERRORS:
+            if not parquet:
+                raise
+            # a Parquet file DuckDB cannot read: read them one by one, keep the readable ones
+            for record in parquet:
+                _insert_parquet_file(con, kind, record)
+            _validate(con, kind, None, bool(jsonl_parts))
+    finally:
+        if jsonl_parts:
             con.unregister("jsonl_lines")
     return records
+
+
+def _validate(
+    con: duckdb.DuckDBPyConnection, kind: str, parquet_scan: str | None, jsonl: bool
+) -> None:
+    """``landing_batch`` (the batch's rows as text) -> the typed and judged ``validated``."""
+    sources = ["SELECT * FROM landing_rows"]
+    if parquet_scan:
+        sources.append(parquet_scan)
+    if jsonl:
+        sources.append(_template("ingest/read_jsonl", kind))
+    fields = contract.FIELDS[kind]
+    as_read = ", ".join(f"{name} := {name}" for name in fields)
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW landing_batch AS SELECT *, "
+        f"struct_pack({as_read}) AS as_read FROM (" + "\nUNION ALL BY NAME\n".join(sources) + "\n)"
+    )
+    run_sql(con, f"ingest/validate_{kind}")
+
+
+def _parquet_scan(
+    con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord]
+) -> str | None:
+    """A query reading the batch's Parquet files as the contract's fields, as text."""
+    if not records:
+        return None
+    paths = "[" + ", ".join(_quote(str(r.file.path)) for r in records) + "]"
+    scan = f"read_parquet({paths}, filename = true, file_row_number = true, union_by_name = true)"
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    projection = ", ".join(
+        f'CAST(p."{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"
+        for name in contract.FIELDS[kind]
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE parquet_files AS SELECT * FROM (VALUES "
+        + ", ".join(
+            f"({_quote(str(r.file.path))}, {r.file_id}, {_quote(r.file.relpath)})" for r in records
+        )
+        + ") AS t(filename, file_id, source_file)"
+    )
+    return (
+        "SELECT f.file_id::INTEGER AS file_id, f.source_file, p.file_row_number + 1 AS row_number, "
+        f"NULL AS raw, NULL AS parse_error, {projection} "
+        f"FROM {scan} p JOIN parquet_files f USING (filename)"
+    )
+
+
+def _insert_parquet_file(con: duckdb.DuckDBPyConnection, kind: str, record: _FileRecord) -> None:
+    """One Parquet file into ``landing_rows``; a file DuckDB cannot read is recorded unreadable."""
+    try:
+        con.execute(f"INSERT INTO landing_rows BY NAME {_parquet_scan(con, kind, [record])}")
+    except READ_ERRORS as exc:
+        record.unreadable(exc)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _record_batch(
@@ -276,7 +346,6 @@ def _record_batch(
         con.unregister("batch_files")
     summary.files_new += len(records)
     summary.files_unreadable += sum(r.status == "unreadable" for r in records)
-    run_sql(con, f"ingest/validate_{kind}")
     con.execute(_template("ingest/classify", kind))
     con.execute(_template("ingest/record", kind))
     counts = con.execute(
@@ -301,7 +370,6 @@ def _template(name: str, kind: str) -> str:
         paths=", ".join(f"'$.{name}'" for name in fields),
         columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
         field_list=", ".join(fields),
-        raw_fields=", ".join(f"{name} := b.{name}" for name in fields),
         typed_fields=", ".join(f"{name} := {name}" for name in fields),
     )
 
@@ -401,55 +469,9 @@ def _insert_arrow(
     con.register("landing_file", table)
     try:
         con.execute(
-            "INSERT INTO landing_batch BY NAME SELECT ? AS file_id, ? AS source_file, * "
+            "INSERT INTO landing_rows BY NAME SELECT ? AS file_id, ? AS source_file, * "
             "FROM landing_file",
             [file_id, source_file],
         )
     finally:
         con.unregister("landing_file")
-
-
-def _insert_parquet(con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord]) -> None:
-    """All Parquet files of the batch in one scan; if that fails, one by one to find the bad."""
-    if not records:
-        return
-    try:
-        _scan_parquet(con, kind, records)
-    except READ_ERRORS:
-        if len(records) == 1:
-            records[0].unreadable(sys.exc_info()[1])
-            return
-        for record in records:
-            try:
-                _scan_parquet(con, kind, [record])
-            except READ_ERRORS as exc:
-                record.unreadable(exc)
-
-
-def _scan_parquet(con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord]) -> None:
-    paths = [str(r.file.path) for r in records]
-    scan = "read_parquet(?, filename = true, file_row_number = true, union_by_name = true)"
-    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}", [paths]).fetchall()}
-    projection = ", ".join(
-        f'CAST(p."{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"
-        for name in contract.FIELDS[kind]
-    )
-    con.register(
-        "parquet_files",
-        pa.table(
-            {
-                "filename": paths,
-                "file_id": pa.array([r.file_id for r in records], pa.int32()),
-                "source_file": [r.file.relpath for r in records],
-            }
-        ),
-    )
-    try:
-        con.execute(
-            "INSERT INTO landing_batch BY NAME SELECT f.file_id, f.source_file, "
-            f"p.file_row_number + 1 AS row_number, {projection} "
-            f"FROM {scan} p JOIN parquet_files f USING (filename)",
-            [paths],
-        )
-    finally:
-        con.unregister("parquet_files")

@@ -909,6 +909,34 @@ def test_corrupt_parquet_is_unreadable_and_the_run_goes_on(tmp_path):
     assert ids.rows() == [("OK1",)]
 
 
+def test_parquet_with_damaged_pages_is_unreadable_and_its_batch_is_loaded(tmp_path):
+    """A readable footer but damaged data pages: the batch's one-pass scan fails mid-way; the
+    files are then read one by one, the damaged one recorded unreadable, the others loaded."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_text(landing / "transmissions/a.jsonl", jsonl([t(transmission_id="J1")]))
+    good = pl.DataFrame([t(transmission_id=f"G{i}") for i in range(50)])
+    good.write_parquet(landing / "transmissions/b.parquet")
+    damaged = landing / "transmissions/c.parquet"
+    pl.DataFrame([t(transmission_id=f"D{i}") for i in range(50)]).write_parquet(
+        damaged, compression="zstd"
+    )
+    data = bytearray(damaged.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    data[4 : len(data) - 8 - footer] = b"Z" * (len(data) - 12 - footer)  # every page
+    damaged.write_bytes(bytes(data))
+    assert duckdb.sql(f"DESCRIBE SELECT * FROM '{damaged}'").fetchall()  # the footer reads
+
+    ingest_direct(landing, warehouse, kinds=["transmissions"])
+
+    files = query(warehouse, "SELECT path, status, rows_read, rows_loaded FROM ops.ingested_files")
+    by_path = {row[0]: row[1:] for row in files.rows()}
+    assert by_path["transmissions/c.parquet"][0] == "unreadable"
+    assert by_path["transmissions/a.jsonl"] == ("ingested", 1, 1)
+    assert by_path["transmissions/b.parquet"] == ("ingested", 50, 50)
+    loaded = query(warehouse, "SELECT count(*) AS n FROM raw.transmissions")
+    assert loaded["n"].item() == 51
+
+
 def test_csv_keeps_texts_that_look_like_null(tmp_path):
     landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
     rows = [

@@ -1,7 +1,7 @@
--- JSON lines -> landing_batch. `jsonl_lines(file_id, source_file, row_number, raw)` is the
--- registered Arrow table of the batch's lines; {paths} and {columns} come from the contract.
--- ({{ }} are literal braces of this template.) A line that is not a JSON object is kept whole with parse_error set (-> malformed_record).
-INSERT INTO landing_batch BY NAME
+-- JSON lines as rows of landing_batch (pipelines/ingest.py _validate). `jsonl_lines(file_id,
+-- source_file, row_number, raw)` is the registered Arrow table of the batch's lines; {paths} and
+-- {columns} come from the contract ({{ }} are literal braces of this template). A line that is
+-- not a JSON object is kept whole with parse_error set (-> malformed_record).
 SELECT
     file_id,
     source_file,
@@ -16,4 +16,4 @@ FROM (
     SELECT *, try(json_extract_string(raw, [{paths}])) AS fields
     FROM jsonl_lines
     WHERE trim(raw, E' \t\r\n') <> ''
-);
+)

@@ -12,21 +12,16 @@ FROM decided
 WHERE status = 'loaded';
 
 INSERT INTO ops.quarantine BY NAME
-WITH rejected AS (
-    SELECT file_id, source_file, row_number, raw, reason, detail
-    FROM validated WHERE reason IS NOT NULL
-    UNION ALL
-    SELECT file_id, source_file, row_number,
-        coalesce(raw, CAST(to_json(struct_pack({typed_fields})) AS VARCHAR)),
-        'conflicting_duplicate', 'differs from the row kept for this key'
-    FROM decided WHERE status = 'quarantined'
-)
-SELECT r.file_id, r.source_file, '{kind}' AS kind, r.row_number, r.reason, r.detail,
-    -- JSON lines keep their text; CSV and Parquet rows are shown as the fields as read
-    coalesce(r.raw, CAST(to_json(struct_pack({raw_fields})) AS VARCHAR)) AS raw_record,
+SELECT file_id, source_file, '{kind}' AS kind, row_number, reason, detail, raw_record,
     now() AS quarantined_at
-FROM rejected r
-LEFT JOIN landing_batch b USING (file_id, row_number);
+FROM validated WHERE reason IS NOT NULL
+UNION ALL BY NAME
+SELECT file_id, source_file, '{kind}' AS kind, row_number,
+    'conflicting_duplicate' AS reason, 'differs from the row kept for this key' AS detail,
+    -- JSON lines keep their text; CSV and Parquet rows are shown as the fields typed
+    coalesce(raw, CAST(to_json(struct_pack({typed_fields})) AS VARCHAR)) AS raw_record,
+    now() AS quarantined_at
+FROM decided WHERE status = 'quarantined';
 
 CREATE OR REPLACE TEMP TABLE batch_counts AS
 WITH read AS (

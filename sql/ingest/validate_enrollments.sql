@@ -3,7 +3,7 @@
 CREATE OR REPLACE TEMP TABLE validated AS
 WITH cleaned AS (
     SELECT
-        file_id, source_file, row_number, raw, parse_error,
+        file_id, source_file, row_number, raw, parse_error, as_read,
         nullif(trim(enrollment_id), '') AS enrollment_id,
         nullif(trim(patient_id), '') AS patient_id,
         nullif(trim(activity_code), '') AS activity_code,
@@ -39,24 +39,30 @@ judged AS (
             CASE WHEN end_text IS NOT NULL AND end_date IS NULL THEN 'end_date' END,
             CASE WHEN ald IS NULL THEN 'ald' END) AS badly_typed
     FROM typed
+),
+reasoned AS (
+    SELECT
+        file_id, source_file, row_number, raw, as_read,
+        enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
+        start_date, end_date, end_reason, ald,
+        hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
+        hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
+             end_reason, ald) AS payload_hash,
+        CASE
+            WHEN parse_error IS NOT NULL THEN 'malformed_record'
+            WHEN missing <> '' THEN 'missing_field'
+            WHEN badly_typed <> '' THEN 'bad_type'
+            WHEN NOT known_activity THEN 'unknown_activity'
+        END AS reason,
+        CASE
+            WHEN parse_error IS NOT NULL THEN parse_error
+            WHEN missing <> '' THEN missing
+            WHEN badly_typed <> '' THEN badly_typed
+            ELSE activity_code
+        END AS detail
+    FROM judged
 )
-SELECT
-    file_id, source_file, row_number, raw,
-    enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
-    start_date, end_date, end_reason, ald,
-    hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
-    hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
-         end_reason, ald) AS payload_hash,
-    CASE
-        WHEN parse_error IS NOT NULL THEN 'malformed_record'
-        WHEN missing <> '' THEN 'missing_field'
-        WHEN badly_typed <> '' THEN 'bad_type'
-        WHEN NOT known_activity THEN 'unknown_activity'
-    END AS reason,
-    CASE
-        WHEN parse_error IS NOT NULL THEN parse_error
-        WHEN missing <> '' THEN missing
-        WHEN badly_typed <> '' THEN badly_typed
-        ELSE activity_code
-    END AS detail
-FROM judged;
+-- a rejected row is kept as read: JSON lines as their text, CSV and Parquet rows as their fields
+SELECT * EXCLUDE (as_read),
+    CASE WHEN reason IS NOT NULL THEN coalesce(raw, CAST(to_json(as_read) AS VARCHAR)) END AS raw_record
+FROM reasoned;

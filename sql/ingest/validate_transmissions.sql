@@ -4,7 +4,7 @@
 CREATE OR REPLACE TEMP TABLE validated AS
 WITH cleaned AS (
     SELECT
-        file_id, source_file, row_number, raw, parse_error,
+        file_id, source_file, row_number, raw, parse_error, as_read,
         nullif(trim(transmission_id), '') AS transmission_id,
         nullif(trim(exploitant_id), '') AS exploitant_id,
         nullif(activity_code, '') AS activity_code,
@@ -68,30 +68,36 @@ judged AS (
             CASE WHEN lux_text IS NOT NULL AND NOT coalesce(isfinite(ambient_lux), false)
                  THEN 'ambient_lux' END) AS badly_typed
     FROM typed, dated_years
+),
+reasoned AS (
+    SELECT
+        file_id, source_file, row_number, raw, as_read,
+        transmission_id, exploitant_id, activity_code, patient_id, measure_type, eye,
+        measured_at, received_at, value, unit, distance_cm, ambient_lux,
+        hash(exploitant_id, transmission_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
+        hash(activity_code, patient_id, measure_type, eye, measured_at, value, unit,
+             distance_cm, ambient_lux) AS payload_hash,
+        CASE
+            WHEN parse_error IS NOT NULL THEN 'malformed_record'
+            WHEN missing <> '' THEN 'missing_field'
+            WHEN naive <> '' THEN 'timestamp_without_offset'
+            WHEN badly_typed <> '' THEN 'bad_type'
+            WHEN undatable THEN 'timestamp_out_of_range'
+            WHEN NOT known_activity THEN 'unknown_activity'
+            WHEN (needs_eye AND eye IS NULL) OR eye NOT IN ('OD', 'OS') THEN 'invalid_eye'
+        END AS reason,
+        CASE
+            WHEN parse_error IS NOT NULL THEN parse_error
+            WHEN missing <> '' THEN missing
+            WHEN naive <> '' THEN naive
+            WHEN badly_typed <> '' THEN badly_typed
+            WHEN undatable THEN 'measured_at'
+            WHEN NOT known_activity THEN activity_code
+            ELSE coalesce(eye, 'eye missing')
+        END AS detail
+    FROM judged
 )
-SELECT
-    file_id, source_file, row_number, raw,
-    transmission_id, exploitant_id, activity_code, patient_id, measure_type, eye,
-    measured_at, received_at, value, unit, distance_cm, ambient_lux,
-    hash(exploitant_id, transmission_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
-    hash(activity_code, patient_id, measure_type, eye, measured_at, value, unit,
-         distance_cm, ambient_lux) AS payload_hash,
-    CASE
-        WHEN parse_error IS NOT NULL THEN 'malformed_record'
-        WHEN missing <> '' THEN 'missing_field'
-        WHEN naive <> '' THEN 'timestamp_without_offset'
-        WHEN badly_typed <> '' THEN 'bad_type'
-        WHEN undatable THEN 'timestamp_out_of_range'
-        WHEN NOT known_activity THEN 'unknown_activity'
-        WHEN (needs_eye AND eye IS NULL) OR eye NOT IN ('OD', 'OS') THEN 'invalid_eye'
-    END AS reason,
-    CASE
-        WHEN parse_error IS NOT NULL THEN parse_error
-        WHEN missing <> '' THEN missing
-        WHEN naive <> '' THEN naive
-        WHEN badly_typed <> '' THEN badly_typed
-        WHEN undatable THEN 'measured_at'
-        WHEN NOT known_activity THEN activity_code
-        ELSE coalesce(eye, 'eye missing')
-    END AS detail
-FROM judged;
+-- a rejected row is kept as read: JSON lines as their text, CSV and Parquet rows as their fields
+SELECT * EXCLUDE (as_read),
+    CASE WHEN reason IS NOT NULL THEN coalesce(raw, CAST(to_json(as_read) AS VARCHAR)) END AS raw_record
+FROM reasoned;
