@@ -49,25 +49,31 @@ CREATE OR REPLACE TEMP TABLE changed_enrollments AS
 UNION
 (SELECT * FROM staging.matched_enrollments EXCEPT SELECT * FROM current_enrollments);
 
--- whole pairs to match again; single units to match again (outside those pairs)
+-- whole pairs to match again; single units to match again (outside those pairs). In full mode
+-- every daily unit is matched again and the dirty sets below are not computed (getvariable is a
+-- constant to DuckDB's planner: the branches it rules out are not run).
 CREATE OR REPLACE TEMP TABLE dirty_pairs AS
-SELECT patient_id, activity_code FROM changed_enrollments
-UNION
-SELECT patient_id, activity_code FROM staging.daily_units WHERE getvariable('units_full');
+SELECT patient_id, activity_code FROM changed_enrollments WHERE NOT getvariable('units_full');
 
-CREATE OR REPLACE TEMP TABLE dirty_units AS
-SELECT d.* FROM staging.daily_units d SEMI JOIN dirty_pairs USING (patient_id, activity_code)
-UNION ALL
-SELECT d.* FROM staging.daily_units d
-SEMI JOIN (SELECT DISTINCT * FROM ops.units_pending
-           ANTI JOIN dirty_pairs USING (patient_id, activity_code)) p
-  USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
-
-CREATE OR REPLACE TEMP TABLE new_matched AS
+-- the units matched again, each with the enrollments containing its day, or one row with a
+-- null enrollment_id when none does (an unmatched unit)
+CREATE OR REPLACE TEMP TABLE dirty_matches AS
+WITH dirty_units AS (
+    SELECT * FROM staging.daily_units WHERE getvariable('units_full')
+    UNION ALL
+    SELECT d.* FROM staging.daily_units d SEMI JOIN dirty_pairs USING (patient_id, activity_code)
+    WHERE NOT getvariable('units_full')
+    UNION ALL
+    SELECT d.* FROM staging.daily_units d
+    SEMI JOIN (SELECT DISTINCT * FROM ops.units_pending
+               ANTI JOIN dirty_pairs USING (patient_id, activity_code)) p
+      USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+    WHERE NOT getvariable('units_full')
+)
 SELECT e.enrollment_id, d.*,
     CAST((d.local_date - e.start_date) // getvariable('period_days') + 1 AS INTEGER) AS period_index
 FROM dirty_units d
-JOIN current_enrollments e
+LEFT JOIN current_enrollments e
   ON e.patient_id = d.patient_id
  AND e.activity_code = d.activity_code
  AND d.local_date >= e.start_date
@@ -81,45 +87,54 @@ WITH dirty_enrollments AS (
     UNION
     SELECT enrollment_id FROM current_enrollments
     SEMI JOIN dirty_pairs USING (patient_id, activity_code)
+),
+dirty AS (
+    SELECT enrollment_id, period_index FROM staging.periods
+    SEMI JOIN dirty_enrollments USING (enrollment_id)
+    UNION
+    SELECT enrollment_id, period_index FROM staging.period_units
+    SEMI JOIN dirty_enrollments USING (enrollment_id)
+    UNION
+    SELECT enrollment_id, period_index FROM dirty_matches WHERE enrollment_id IS NOT NULL
+    UNION
+    SELECT enrollment_id, period_index FROM staging.matched_units
+    WHERE local_date > least(getvariable('as_of'),
+                             coalesce(getvariable('units_previous_as_of'), getvariable('as_of')))
 )
-SELECT enrollment_id, period_index FROM staging.periods SEMI JOIN dirty_enrollments USING (enrollment_id)
-UNION
-SELECT enrollment_id, period_index FROM staging.period_units
-SEMI JOIN dirty_enrollments USING (enrollment_id)
-UNION
-SELECT enrollment_id, period_index FROM new_matched
-UNION
-SELECT enrollment_id, period_index FROM staging.matched_units
-WHERE local_date > least(getvariable('as_of'),
-                         coalesce(getvariable('units_previous_as_of'), getvariable('as_of')));
+SELECT * FROM dirty WHERE NOT getvariable('units_full');
 
 -- daily units are never removed (a rebuild is the full mode), so the rows of both tables to
 -- replace are exactly those of the units matched again
-DELETE FROM staging.matched_units WHERE rowid IN (
+DELETE FROM staging.matched_units WHERE NOT getvariable('units_full') AND rowid IN (
     SELECT t.rowid FROM staging.matched_units t
-    SEMI JOIN dirty_units USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
-INSERT INTO staging.matched_units BY NAME SELECT * FROM new_matched;
+    SEMI JOIN dirty_matches USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
+INSERT INTO staging.matched_units BY NAME
+SELECT * FROM dirty_matches WHERE enrollment_id IS NOT NULL;
 
-DELETE FROM staging.unmatched_units WHERE rowid IN (
+DELETE FROM staging.unmatched_units WHERE NOT getvariable('units_full') AND rowid IN (
     SELECT t.rowid FROM staging.unmatched_units t
-    SEMI JOIN dirty_units USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
+    SEMI JOIN dirty_matches USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
 INSERT INTO staging.unmatched_units BY NAME
-SELECT d.* FROM dirty_units d
-ANTI JOIN new_matched m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
+SELECT * EXCLUDE (enrollment_id, period_index) FROM dirty_matches WHERE enrollment_id IS NULL;
 
 -- A unit counts for a period only up to its effective end (R2) and never after as_of. A unit is
 -- (day, eye): the same test sent under two exploitants is still one unit (R3).
 DELETE FROM staging.period_units u USING dirty_periods d
 WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
 INSERT INTO staging.period_units BY NAME
-WITH units AS (
+WITH counted AS (  -- full mode: every matched unit; else those of the periods to count again
+    SELECT * FROM dirty_matches WHERE getvariable('units_full') AND enrollment_id IS NOT NULL
+    UNION ALL
+    SELECT u.* FROM staging.matched_units u SEMI JOIN dirty_periods USING (enrollment_id, period_index)
+    WHERE NOT getvariable('units_full')
+),
+units AS (
     SELECT u.enrollment_id, u.period_index, u.local_date, u.unit_eye,
         bool_or(u.has_valid) AS has_valid,
         bool_or(u.has_invalid) AS has_invalid,
         sum(u.transmissions) AS transmissions
     FROM staging.periods p
-    JOIN staging.matched_units u USING (enrollment_id, period_index)
-    SEMI JOIN dirty_periods d USING (enrollment_id, period_index)
+    JOIN counted u USING (enrollment_id, period_index)
     WHERE u.local_date <= p.effective_end
       AND u.local_date <= getvariable('as_of')
     GROUP BY ALL
