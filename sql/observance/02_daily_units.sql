@@ -72,7 +72,9 @@ SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
 FROM judged
 GROUP BY ALL;
 
--- days already present: merge the new transmissions into them; new days: insert as they are
+-- days already present: merge the new transmissions into them; new days: insert as they are.
+-- (A rebuild has nothing to merge: getvariable is a constant to the planner, which drops the
+-- branches ruled out.)
 CREATE OR REPLACE TEMP TABLE merged_units AS
 SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
     bool_or(has_valid) AS has_valid, bool_or(has_invalid) AS has_invalid,
@@ -85,6 +87,7 @@ FROM (
     SEMI JOIN staging.daily_units d
         USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
 )
+WHERE getvariable('daily_units_after_file') > 0
 GROUP BY ALL;
 
 DELETE FROM staging.daily_units d USING merged_units m
@@ -96,7 +99,10 @@ INSERT INTO staging.daily_units BY NAME
 SELECT * FROM merged_units
 UNION ALL BY NAME
 SELECT n.* FROM new_units n
-ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
+ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+WHERE getvariable('daily_units_after_file') > 0
+UNION ALL BY NAME
+SELECT * FROM new_units WHERE getvariable('daily_units_after_file') = 0;
 
 INSERT INTO ops.units_pending
 SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye FROM new_units
