@@ -33,6 +33,11 @@ class Section:
     table: pl.DataFrame | None = None
 
 
+# The alert table lists at most this many open alerts (the newest): a national file active has
+# tens of thousands, which would make the page too heavy to open; the chart counts them all.
+ALERT_ROWS_SHOWN = 500
+
+
 def _frame(con, name: str) -> pl.DataFrame:
     return con.sql(sql_text(f"report/{name}")).pl()
 
@@ -235,9 +240,17 @@ def build_sections(warehouse: Path) -> list[Section]:
         Section(
             "Open alerts per operator",
             "Interruptions, periods at risk, reinforcement and stop recommendations, expiring "
-            f"prescriptions: {alerts.height} open alerts.",
+            f"prescriptions: {alerts.height} open alerts"
+            + (
+                f"; the table lists the {ALERT_ROWS_SHOWN} newest, every one is in marts.alerts "
+                "(notebook 03_patient_drilldown, or any read-only DuckDB client)."
+                if alerts.height > ALERT_ROWS_SHOWN
+                else "."
+            ),
             alerts_figure(alerts) if alerts.height else None,
-            alerts.select(
+            alerts.top_k(ALERT_ROWS_SHOWN, by="first_seen")
+            .sort("operator_id", "kind", "enrollment_id")
+            .select(
                 "operator_id",
                 "kind",
                 "audience",

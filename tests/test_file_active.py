@@ -167,3 +167,15 @@ def test_report_renders_every_chart_with_data(warehouse, tmp_path):
     assert "February" in page  # the dip is explained where users see it
     assert "no forfait-technique tariff" in page
     assert "Open alerts per operator" in page
+
+
+def test_report_lists_only_the_newest_alerts_and_says_so(warehouse, tmp_path, monkeypatch):
+    import pipelines.report as report
+
+    monkeypatch.setattr(report, "ALERT_ROWS_SHOWN", 2)
+    open_alerts = query(warehouse, "SELECT first_seen FROM marts.alerts WHERE status = 'open'")
+    assert open_alerts.height > 2
+    page = write_report(warehouse, tmp_path / "report.html").read_text(encoding="utf-8")
+    table = page[page.index("Open alerts per operator") :]
+    assert table.count("<tr><td>") == 2
+    assert f"{open_alerts.height} open alerts; the table lists the 2 newest" in table
