@@ -138,8 +138,8 @@ def _ingest_kind(
     summary.files_skipped = len(found) - len(candidates)
     done = 0
     for batch in _batches(candidates, batch_bytes):
-        # Reading happens outside the transaction, into a temporary table: a file DuckDB cannot
-        # read then fails alone (recorded `unreadable`) instead of aborting the batch.
+        # Reading and validation happen outside the transaction, into a temporary table: a file
+        # DuckDB cannot read then fails alone (recorded `unreadable`) instead of aborting the batch.
         records = _read_batch(con, kind, batch)
         con.begin()
         try:
@@ -323,7 +323,7 @@ def _quote(text: str) -> str:
 def _record_batch(
     con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord], summary: KindSummary
 ) -> None:
-    """Inside the batch's transaction: file rows, validation, de-duplication, the writes."""
+    """Inside the batch's transaction: file rows, de-duplication of ``validated``, the writes."""
     files = pa.table(
         {
             "file_id": pa.array([r.file_id for r in records], pa.int32()),
