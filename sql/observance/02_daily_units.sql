@@ -74,7 +74,7 @@ GROUP BY ALL;
 
 -- days already present: merge the new transmissions into them; new days: insert as they are.
 -- (A rebuild has nothing to merge: getvariable is a constant to the planner, which drops the
--- branches ruled out.)
+-- merge, and the anti join below is then against an empty table.)
 CREATE OR REPLACE TEMP TABLE merged_units AS
 SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
     bool_or(has_valid) AS has_valid, bool_or(has_invalid) AS has_invalid,
@@ -99,10 +99,7 @@ INSERT INTO staging.daily_units BY NAME
 SELECT * FROM merged_units
 UNION ALL BY NAME
 SELECT n.* FROM new_units n
-ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
-WHERE getvariable('daily_units_after_file') > 0
-UNION ALL BY NAME
-SELECT * FROM new_units WHERE getvariable('daily_units_after_file') = 0;
+ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
 
 INSERT INTO ops.units_pending
 SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye FROM new_units
