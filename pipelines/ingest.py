@@ -140,14 +140,17 @@ def _ingest_kind(
     for batch in _batches(candidates, batch_bytes):
         # Reading and validation happen outside the transaction, into a temporary table: a file
         # DuckDB cannot read then fails alone (recorded `unreadable`) instead of aborting the batch.
-        records = _read_batch(con, kind, batch)
-        con.begin()
         try:
-            _record_batch(con, kind, records, summary)
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+            records = _read_batch(con, kind, batch)
+            con.begin()
+            try:
+                _record_batch(con, kind, records, summary)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        finally:
+            con.unregister("jsonl_lines")
         done += len(batch)
         log.info(
             "%s: %d/%d new files, %d rows read (%d loaded, %d quarantined, %d duplicates)",
@@ -245,21 +248,20 @@ def _read_batch(
                 parquet.append(record)
         except READ_ERRORS as exc:
             record.unreadable(exc)
-    if jsonl_parts:
-        con.register("jsonl_lines", pa.concat_tables(jsonl_parts))
+    # the batch's JSON lines stay registered until the batch is recorded (_ingest_kind)
+    con.register(
+        "jsonl_lines",
+        pa.concat_tables(jsonl_parts) if jsonl_parts else JSONL_LINES.empty_table(),
+    )
     try:
-        try:
-            _validate(con, kind, _parquet_scan(con, kind, parquet), bool(jsonl_parts))
-        except READ_ERRORS:
-            if not parquet:
-                raise
-            # a Parquet file DuckDB cannot read: read them one by one, keep the readable ones
-            for record in parquet:
-                _insert_parquet_file(con, kind, record)
-            _validate(con, kind, None, bool(jsonl_parts))
-    finally:
-        if jsonl_parts:
-            con.unregister("jsonl_lines")
+        _validate(con, kind, _parquet_scan(con, kind, parquet), bool(jsonl_parts))
+    except READ_ERRORS:
+        if not parquet:
+            raise
+        # a Parquet file DuckDB cannot read: read them one by one, keep the readable ones
+        for record in parquet:
+            _insert_parquet_file(con, kind, record)
+        _validate(con, kind, None, bool(jsonl_parts))
     return records
 
 
@@ -373,8 +375,20 @@ def _template(name: str, kind: str) -> str:
         paths=", ".join(f"'$.{name}'" for name in fields),
         columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
         field_list=", ".join(fields),
-        typed_fields=", ".join(f"{name} := {name}" for name in fields),
+        typed_fields=", ".join(f"{name} := d.{name}" for name in fields),
     )
+
+
+# the lines of a batch's JSON-lines files, as registered for sql/ingest/read_jsonl.sql
+JSONL_LINES = pa.schema(
+    [
+        ("file_id", pa.int32()),
+        ("source_file", pa.string()),
+        ("row_number", pa.int64()),
+        ("raw", pa.large_string()),
+        ("encoding_error", pa.string()),
+    ]
+)
 
 
 def _jsonl_lines(data: bytes, file_id: int, source_file: str) -> pa.Table:
@@ -400,7 +414,8 @@ def _jsonl_lines(data: bytes, file_id: int, source_file: str) -> pa.Table:
             "row_number": pa.array(np.arange(1, count + 1, dtype=np.int64)),
             "raw": text,
             "encoding_error": errors,
-        }
+        },
+        schema=JSONL_LINES,
     )
 
 

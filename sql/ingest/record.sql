@@ -16,12 +16,15 @@ SELECT file_id, source_file, '{kind}' AS kind, row_number, reason, detail, raw_r
     now() AS quarantined_at
 FROM validated WHERE reason IS NOT NULL
 UNION ALL BY NAME
-SELECT file_id, source_file, '{kind}' AS kind, row_number,
+SELECT d.file_id, d.source_file, '{kind}' AS kind, d.row_number,
     'conflicting_duplicate' AS reason, 'differs from the row kept for this key' AS detail,
-    -- JSON lines keep their text; CSV and Parquet rows are shown as the fields typed
-    coalesce(raw, CAST(to_json(struct_pack({typed_fields})) AS VARCHAR)) AS raw_record,
+    -- JSON lines keep their text (jsonl_lines: the batch's lines, pipelines/ingest.py); CSV and
+    -- Parquet rows are shown as the fields typed
+    coalesce(rtrim(l.raw, E'\r\n'), CAST(to_json(struct_pack({typed_fields})) AS VARCHAR))
+        AS raw_record,
     now() AS quarantined_at
-FROM decided WHERE status = 'quarantined';
+FROM (SELECT * FROM decided WHERE status = 'quarantined') d
+LEFT JOIN jsonl_lines l ON l.file_id = d.file_id AND l.row_number = d.row_number;
 
 CREATE OR REPLACE TEMP TABLE batch_counts AS
 WITH read AS (

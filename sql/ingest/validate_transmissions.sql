@@ -97,7 +97,9 @@ reasoned AS (
         END AS detail
     FROM judged
 )
--- a rejected row is kept as read: JSON lines as their text, CSV and Parquet rows as their fields
-SELECT * EXCLUDE (as_read),
-    CASE WHEN reason IS NOT NULL THEN coalesce(raw, CAST(to_json(as_read) AS VARCHAR)) END AS raw_record
+-- a rejected row is kept as read: JSON lines as their text (line end stripped), CSV and Parquet
+-- rows as their fields. The text of the other rows is not kept (record.sql reads it back).
+SELECT * EXCLUDE (as_read, raw),
+    CASE WHEN reason IS NOT NULL
+         THEN coalesce(rtrim(raw, E'\r\n'), CAST(to_json(as_read) AS VARCHAR)) END AS raw_record
 FROM reasoned;
