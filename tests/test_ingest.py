@@ -937,6 +937,43 @@ def test_parquet_with_damaged_pages_is_unreadable_and_its_batch_is_loaded(tmp_pa
     assert loaded["n"].item() == 51
 
 
+def test_gzip_with_a_damaged_stream_is_unreadable_and_the_batch_is_loaded(tmp_path):
+    """Bytes flipped inside the deflate stream (not a truncation): zlib's own error is a read
+    error like the others."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_text(landing / "transmissions/a.jsonl", jsonl([t(transmission_id="J1")]))
+    text = jsonl([t(transmission_id=f"Z{i}", patient=f"P{i}") for i in range(400)]).encode()
+    data = bytearray(gzip.compress(text))
+    data[20:60] = bytes(range(40))
+    write_bytes(landing / "transmissions/b.jsonl.gz", bytes(data))
+
+    ingest_direct(landing, warehouse, kinds=["transmissions"])
+
+    assert file_row(warehouse, "transmissions/b.jsonl.gz")["status"] == "unreadable"
+    assert file_row(warehouse, "transmissions/a.jsonl")["rows_loaded"] == 1
+
+
+def test_a_file_gone_before_it_is_read_is_unreadable_and_the_run_goes_on(tmp_path, monkeypatch):
+    """Listed, then removed before the batch reads it (files are read one batch ahead)."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_text(landing / "transmissions/a.jsonl", jsonl([t(transmission_id="J1")]))
+    gone = write_text(landing / "transmissions/b.jsonl", jsonl([t(transmission_id="J2")]))
+    listed = ingest_module.discover
+
+    def discover_then_remove(root, kind):
+        found = listed(root, kind)
+        gone.unlink(missing_ok=True)
+        return found
+
+    monkeypatch.setattr(ingest_module, "discover", discover_then_remove)
+    ingest_direct(landing, warehouse, kinds=["transmissions"])
+
+    row = file_row(warehouse, "transmissions/b.jsonl")
+    assert (row["status"], row["content_hash"]) == ("unreadable", None)
+    assert "FileNotFoundError" in row["error"]
+    assert file_row(warehouse, "transmissions/a.jsonl")["rows_loaded"] == 1
+
+
 def test_csv_keeps_texts_that_look_like_null(tmp_path):
     landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
     rows = [
