@@ -10,11 +10,21 @@ CREATE TABLE IF NOT EXISTS ops.alert_history (
     first_seen DATE NOT NULL, last_seen DATE NOT NULL, resolved_at DATE
 );
 
+-- seen again: last_seen moves on, and the message follows the problem. Two statements: rewriting
+-- the texts of every open alert each night took 1.2 s at B1 (75 k alerts); only the changed
+-- ones are rewritten (0.07 s for both).
 UPDATE ops.alert_history h
-SET last_seen = getvariable('as_of'), message_fr = c.message_fr, message_en = c.message_en,
-    reference_date = c.reference_date, audience = c.audience
+SET last_seen = getvariable('as_of')
 FROM staging.current_problems c
 WHERE h.resolved_at IS NULL AND h.enrollment_id = c.enrollment_id AND h.kind = c.kind;
+
+UPDATE ops.alert_history h
+SET message_fr = c.message_fr, message_en = c.message_en,
+    reference_date = c.reference_date, audience = c.audience
+FROM staging.current_problems c
+WHERE h.resolved_at IS NULL AND h.enrollment_id = c.enrollment_id AND h.kind = c.kind
+  AND (h.message_fr, h.message_en, h.reference_date, h.audience)
+      IS DISTINCT FROM (c.message_fr, c.message_en, c.reference_date, c.audience);
 
 UPDATE ops.alert_history h
 SET resolved_at = getvariable('as_of')
