@@ -87,9 +87,21 @@ STEP_TABLES = (
     "staging.matched_units",
     "staging.unmatched_units",
     "staging.period_units",
+    "staging.current_problems",
     "marts.patient_periods",
     "marts.unmatched_transmissions",
 )
+
+# the interruption alert's last receipt, kept per period in staging.period_units, against its
+# definition over the matched units: the units up to as_of, server clock, else the day
+LAST_RECEIPT_BY_PERIODS = """
+    SELECT enrollment_id, max(last_received_at) AS received, max(last_local_date) AS measured
+    FROM staging.period_units GROUP BY ALL ORDER BY ALL"""
+LAST_RECEIPT_BY_UNITS = """
+    SELECT enrollment_id,
+        max(coalesce(last_received_at, CAST(local_date AS TIMESTAMPTZ))) AS received,
+        max(local_date) AS measured
+    FROM staging.matched_units WHERE local_date <= DATE '{as_of}' GROUP BY ALL ORDER BY ALL"""
 
 
 def test_matching_and_period_counts_follow_every_kind_of_change(tmp_path):
@@ -119,6 +131,9 @@ def test_matching_and_period_counts_follow_every_kind_of_change(tmp_path):
         for table in STEP_TABLES:
             sql = f"SELECT * FROM {table} ORDER BY ALL"
             assert query(warehouse, sql).equals(query(fresh, sql)), (step, table)
+        by_periods = query(warehouse, LAST_RECEIPT_BY_PERIODS)
+        assert by_periods.height > 0
+        assert by_periods.equals(query(warehouse, LAST_RECEIPT_BY_UNITS.format(as_of=as_of))), step
 
     night("2025-02-15", "first")
     night("2025-03-20", "as_of forward: the March test now counts")

@@ -10,12 +10,12 @@ WITH active AS (  -- enrollments running on as_of
     WHERE e.start_date <= getvariable('as_of')
       AND (e.end_date IS NULL OR e.end_date >= getvariable('as_of'))
 ),
-received AS (  -- last receipt (server clock; the device clock when received_at is missing)
-    SELECT m.enrollment_id,
-        max(coalesce(m.last_received_at, CAST(m.local_date AS TIMESTAMPTZ))) AS last_received_at,
-        max(m.local_date) AS last_measured_date
-    FROM staging.matched_units m
-    WHERE m.local_date <= getvariable('as_of')
+received AS (  -- last receipt (server clock; the device clock when received_at is missing):
+                -- staging.period_units keeps it per period, over the units up to as_of
+    SELECT enrollment_id,
+        max(last_received_at) AS last_received_at,
+        max(last_local_date) AS last_measured_date
+    FROM staging.period_units
     GROUP BY ALL
 ),
 interrupted AS (

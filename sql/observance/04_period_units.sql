@@ -23,15 +23,22 @@ CREATE TABLE IF NOT EXISTS staging.unmatched_units (
 );
 CREATE TABLE IF NOT EXISTS staging.period_units (
     enrollment_id VARCHAR, period_index INTEGER, valid_units BIGINT, invalid_units BIGINT,
-    transmissions BIGINT
+    transmissions BIGINT,
+    -- the period's last receipt (server clock; the day when received_at is missing) and last
+    -- measured day, for the interruption alert (alerts/01_current_problems.sql)
+    last_received_at TIMESTAMPTZ, last_local_date DATE
 );
+-- a warehouse built before the last-receipt columns gets them, and a rebuild (fingerprint below)
+ALTER TABLE staging.period_units ADD COLUMN IF NOT EXISTS last_received_at TIMESTAMPTZ;
+ALTER TABLE staging.period_units ADD COLUMN IF NOT EXISTS last_local_date DATE;
 CREATE TABLE IF NOT EXISTS staging.matched_enrollments (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, start_date DATE,
     end_date DATE
 );
 
+-- what the tables depend on beyond the data; `units-2`: the layout of staging.period_units
 SET VARIABLE units_fingerprint =
-    (SELECT reference_hash FROM ref.version) || ':' || getvariable('period_days');
+    (SELECT reference_hash FROM ref.version) || ':' || getvariable('period_days') || ':units-2';
 SET VARIABLE units_full = getvariable('units_fingerprint') IS DISTINCT FROM (
     SELECT reference_hash FROM ops.model_state WHERE model = 'period_units');
 SET VARIABLE units_previous_as_of = (
@@ -132,7 +139,8 @@ units AS (
     SELECT u.enrollment_id, u.period_index, u.local_date, u.unit_eye,
         bool_or(u.has_valid) AS has_valid,
         bool_or(u.has_invalid) AS has_invalid,
-        sum(u.transmissions) AS transmissions
+        sum(u.transmissions) AS transmissions,
+        max(coalesce(u.last_received_at, CAST(u.local_date AS TIMESTAMPTZ))) AS last_received_at
     FROM staging.periods p
     JOIN counted u USING (enrollment_id, period_index)
     WHERE u.local_date <= p.effective_end
@@ -142,7 +150,9 @@ units AS (
 SELECT enrollment_id, period_index,
     count(*) FILTER (WHERE has_valid) AS valid_units,
     count(*) FILTER (WHERE has_invalid AND NOT has_valid) AS invalid_units,
-    sum(transmissions) AS transmissions
+    sum(transmissions) AS transmissions,
+    max(last_received_at) AS last_received_at,
+    max(local_date) AS last_local_date
 FROM units
 GROUP BY ALL;
 
