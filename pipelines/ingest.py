@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 # is how many bytes of the batch one byte of its files counts for. About 4 million rows for
 # Parquet, large enough to keep the per-batch de-duplication cheap; JSON lines are held in memory
 # as text while they are parsed, so their batches are a quarter of that (256 MB, ~1 million
-# rows). On the benchmark the ingestion then peaks at 2.9 GB RSS (4.1 GB with 512 MB batches;
-# 1 GB batches took the full run to 5.5 GB) and is no slower (112 s against 122 s).
+# rows). Files are read one batch ahead (_read_ahead), so two batches are in memory: the
+# benchmark's JSON-lines full run peaks at 3.2 GB RSS (1 GB batches took it to 5.5 GB).
 BATCH_BYTES = 1024 * 1024 * 1024
 FORMAT_WEIGHT = {"jsonl": 4, "csv": 2, "parquet": 16}
 GZIP_WEIGHT = 6
