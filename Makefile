@@ -16,7 +16,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 install: .venv/.installed
 
-.venv/.installed: pyproject.toml uv.lock
+.venv/.installed: pyproject.toml uv.lock Makefile
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --compile-bytecode
 	touch $@

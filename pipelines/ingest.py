@@ -129,9 +129,12 @@ def _ingest_kind(
     progress: Progress | None,
 ) -> KindSummary:
     summary = KindSummary()
+    # a file whose bytes could not be read at all (no hash: an I/O error, a file gone) is tried
+    # again by the next run; one whose content was read and found damaged is not
     seen = set(
         con.execute(
-            "SELECT path, size_bytes, mtime_ns, ctime_ns FROM ops.ingested_files WHERE kind = ?",
+            "SELECT path, size_bytes, mtime_ns, ctime_ns FROM ops.ingested_files "
+            "WHERE kind = ? AND content_hash IS NOT NULL",
             [kind],
         ).fetchall()
     )

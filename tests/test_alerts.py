@@ -175,6 +175,19 @@ def test_never_raised_twice_for_the_same_open_problem(history):
     assert hf["message_en"][0].startswith("No transmission received for 6 days")
 
 
+def test_an_alert_seen_again_with_the_same_text_moves_its_last_seen(history):
+    """The texts are rewritten only when they change; last_seen moves on regardless."""
+    rx = history["jun12"].filter(
+        (pl.col("enrollment_id") == "RX") & (pl.col("kind") == "prescription_expiring")
+    )
+    assert rx["message_en"].to_list() == ["Prescription valid until 2025-06-25 with no renewal."]
+    assert (rx["status"][0], rx["first_seen"][0], rx["last_seen"][0]) == (
+        "open",
+        date(2025, 6, 10),
+        date(2025, 6, 12),
+    )
+
+
 def test_resolves_by_itself_when_data_returns(history):
     interrupted = history["jun12"].filter(
         (pl.col("enrollment_id") == "INT") & (pl.col("kind") == "transmission_interrupted")

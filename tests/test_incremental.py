@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.warehouse import writer
 from tests.helpers import catalog_copy, enrollment, prescription, query, run, tx, write_rows
 
 TABLES = ("staging.daily_units", "marts.patient_periods", "marts.unmatched_transmissions")
@@ -160,3 +161,31 @@ def test_matching_and_period_counts_follow_every_kind_of_change(tmp_path):
     assert first_periods() == [("E1", 4), ("E2", 2)]
     night("2025-01-18", "as_of back")
     assert first_periods() == [("E1", 4), ("E2", 0)]
+
+
+def test_a_warehouse_from_before_the_last_receipt_columns_is_rebuilt(tmp_path):
+    """An existing warehouse whose staging.period_units lacks the last-receipt columns (the
+    earlier layout and its fingerprint) gets them filled by a rebuild, not left null: a null
+    last receipt would raise false interruption alerts."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "old.duckdb"
+    base_landing(landing)
+    run(landing, warehouse, "2025-01-05")
+    with writer(warehouse) as con:  # back to the earlier layout and fingerprint
+        con.execute("ALTER TABLE staging.period_units DROP COLUMN last_received_at")
+        con.execute("ALTER TABLE staging.period_units DROP COLUMN last_local_date")
+        con.execute(
+            "UPDATE ops.model_state SET reference_hash = split_part(reference_hash, ':', 1) "
+            "|| ':' || split_part(reference_hash, ':', 2) WHERE model = 'period_units'"
+        )
+    run(landing, warehouse, "2025-01-10")
+    fresh = tmp_path / "fresh.duckdb"
+    run(landing, fresh, "2025-01-10")
+    for table in ("staging.period_units", "staging.current_problems"):
+        sql = f"SELECT * FROM {table} ORDER BY ALL"
+        assert query(warehouse, sql).equals(query(fresh, sql)), table
+    receipts = query(warehouse, "SELECT count(last_received_at) AS n FROM staging.period_units")
+    assert receipts["n"].item() > 0
+    # E1 started Jan 1 and last sent on Jan 3: 7 silent days on Jan 10, under the 8-day threshold
+    # (a null last receipt would count from the start: 9 days, a false alert)
+    kinds = query(warehouse, "SELECT kind FROM staging.current_problems")
+    assert "transmission_interrupted" not in kinds["kind"].to_list()

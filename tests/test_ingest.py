@@ -9,6 +9,7 @@ each test then asserts one thing about the resulting warehouse. Crash tests call
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import io
 import json
@@ -935,6 +936,61 @@ def test_parquet_with_damaged_pages_is_unreadable_and_its_batch_is_loaded(tmp_pa
     assert by_path["transmissions/b.parquet"] == ("ingested", 50, 50)
     loaded = query(warehouse, "SELECT count(*) AS n FROM raw.transmissions")
     assert loaded["n"].item() == 51
+
+
+def test_a_file_that_failed_to_read_is_tried_again_by_the_next_run(tmp_path, monkeypatch):
+    """An I/O error while reading the bytes is recorded (no hash) and does not stop the run; the
+    next run reads the file again. A damaged file, read but not parsed, is not retried."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_text(landing / "transmissions/a.jsonl", jsonl([t(transmission_id="A1")]))
+    flaky = write_text(landing / "transmissions/b.jsonl", jsonl([t(transmission_id="B1")]))
+    write_bytes(landing / "transmissions/c.jsonl.gz", b"not gzip at all")
+    read_bytes = Path.read_bytes
+
+    def failing_once(path):
+        if path == flaky:
+            raise OSError(errno.EIO, "Input/output error")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", failing_once)
+    ingest_direct(landing, warehouse, kinds=["transmissions"])
+    row = file_row(warehouse, "transmissions/b.jsonl")
+    assert (row["status"], row["content_hash"]) == ("unreadable", None)
+    assert "Input/output error" in row["error"]
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    summary = ingest_direct(landing, warehouse, kinds=["transmissions"])
+    assert summary.kinds["transmissions"].files_new == 1  # b only: c is damaged, not retried
+    statuses = query(
+        warehouse,
+        "SELECT path, status FROM ops.ingested_files WHERE path LIKE '%b.jsonl' ORDER BY file_id",
+    )
+    assert statuses["status"].to_list() == ["unreadable", "ingested"]
+    ids = query(warehouse, "SELECT transmission_id FROM raw.transmissions ORDER BY 1")
+    assert ids["transmission_id"].to_list() == ["A1", "B1"]
+
+
+def test_json_lines_edges_of_the_object_test_and_the_line_ends(tmp_path):
+    """An object preceded by blanks or a tab is a record; blank lines are not records but keep
+    their line numbers; a rejected CRLF line is kept without its line end."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    lines = [
+        "  " + json.dumps(t(transmission_id="S1")),
+        "\t" + json.dumps(t(transmission_id="S2")),
+        "   ",
+        "",
+        json.dumps(t(transmission_id="S5", patient="")),  # missing patient_id
+        json.dumps(t(transmission_id="S6")),
+    ]
+    write_bytes(landing / "transmissions/s.jsonl", ("\r\n".join(lines) + "\r\n").encode())
+
+    ingest_direct(landing, warehouse, kinds=["transmissions"])
+
+    loaded = query(warehouse, "SELECT transmission_id, row_number FROM raw.transmissions")
+    assert sorted(loaded.rows()) == [("S1", 1), ("S2", 2), ("S6", 6)]
+    bad = query(warehouse, "SELECT row_number, reason, raw_record FROM ops.quarantine")
+    assert bad.rows() == [(5, "missing_field", lines[4])]
+    assert file_row(warehouse, "transmissions/s.jsonl")["rows_read"] == 4
 
 
 def test_gzip_with_a_damaged_stream_is_unreadable_and_the_batch_is_loaded(tmp_path):
