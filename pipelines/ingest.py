@@ -142,7 +142,15 @@ def _ingest_kind(
     candidates = [f for f in found if (f.relpath, f.size, f.mtime_ns, f.ctime_ns) not in seen]
     summary.files_skipped = len(found) - len(candidates)
     done = 0
-    for batch in _read_ahead(_batches(candidates, batch_bytes)):
+    # contents already ingested: a file re-sent with the same bytes is hashed but not parsed
+    ingested = frozenset(
+        row[0]
+        for row in con.execute(
+            "SELECT content_hash FROM ops.ingested_files "
+            "WHERE content_hash IS NOT NULL AND status = 'ingested'"
+        ).fetchall()
+    )
+    for batch in _read_ahead(_batches(candidates, batch_bytes), ingested):
         # Reading and validation happen outside the transaction, into a temporary table: a file
         # DuckDB cannot read then fails alone (recorded `unreadable`) instead of aborting the batch.
         try:
@@ -201,14 +209,15 @@ class _Loaded:
     error: BaseException | None = None
 
 
-def _load(f: LandingFile) -> _Loaded:
-    """Read one file, hash its bytes and split JSON lines; touches no connection."""
+def _load(f: LandingFile, ingested: frozenset[str]) -> _Loaded:
+    """Read one file, hash its bytes and split JSON lines (unless ``ingested`` already holds
+    that content: _read_batch records it ``same_content``); touches no connection."""
     loaded = _Loaded(f)
     try:
         data = f.path.read_bytes()
         loaded.content_hash = hashlib.sha256(data).hexdigest()
         loaded.empty = not data
-        if f.fmt == "jsonl" and data:
+        if f.fmt == "jsonl" and data and loaded.content_hash not in ingested:
             text = gzip.decompress(data) if f.path.name.lower().endswith(".gz") else data
             loaded.lines = _jsonl_lines(text, f.relpath)
     except READ_ERRORS as exc:
@@ -216,7 +225,9 @@ def _load(f: LandingFile) -> _Loaded:
     return loaded
 
 
-def _read_ahead(batches: Iterable[list[LandingFile]]) -> Iterator[list[_Loaded]]:
+def _read_ahead(
+    batches: Iterable[list[LandingFile]], ingested: frozenset[str]
+) -> Iterator[list[_Loaded]]:
     """The batches' files loaded one batch ahead in a background thread.
 
     Reading, hashing and splitting the next batch (I/O, hashlib, NumPy and Arrow, which all
@@ -226,7 +237,7 @@ def _read_ahead(batches: Iterable[list[LandingFile]]) -> Iterator[list[_Loaded]]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landing-read") as pool:
         pending = None
         for batch in batches:
-            ahead = pool.submit(lambda files=batch: [_load(f) for f in files])
+            ahead = pool.submit(lambda files=batch: [_load(f, ingested) for f in files])
             if pending is not None:
                 yield pending.result()
             pending = ahead
@@ -295,7 +306,8 @@ def _read_batch(
             continue
         try:
             if f.fmt == "jsonl":
-                lines = loaded.lines
+                lines = loaded.lines  # split: its content was not in `ingested`, or it would be
+                assert lines is not None  # same_content (known_hashes holds all of `ingested`)
                 file_ids = pa.array(np.full(lines.num_rows, file_id, dtype=np.int32))
                 jsonl_parts.append(lines.append_column("file_id", file_ids))
             elif f.fmt == "csv":

@@ -685,6 +685,31 @@ def test_copy_under_another_path_is_same_content(resent):
     assert (copy["rows_read"], copy["rows_loaded"], copy["duplicates_skipped"]) == (0, 0, 0)
 
 
+def test_a_resent_copy_is_hashed_but_not_parsed(tmp_path, monkeypatch):
+    """Bytes already ingested by an earlier run: recorded same_content without splitting the
+    file into lines (exploitants re-send whole days)."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    text = jsonl([t(transmission_id=f"K{i}") for i in range(5)])
+    write_text(landing / "transmissions/d1/a.jsonl", text)
+    ingest_direct(landing, warehouse, kinds=["transmissions"])
+    write_text(landing / "transmissions/d2/a.jsonl", text)
+    write_text(landing / "transmissions/d2/b.jsonl", jsonl([t(transmission_id="K9")]))
+    parsed = []
+    split = ingest_module._jsonl_lines
+
+    def counting(data, source_file):
+        parsed.append(source_file)
+        return split(data, source_file)
+
+    monkeypatch.setattr(ingest_module, "_jsonl_lines", counting)
+    ingest_direct(landing, warehouse, kinds=["transmissions"])
+
+    assert parsed == ["transmissions/d2/b.jsonl"]
+    copy = file_row(warehouse, "transmissions/d2/a.jsonl")
+    assert (copy["status"], copy["rows_read"]) == ("same_content", 0)
+    assert file_row(warehouse, "transmissions/d2/b.jsonl")["rows_loaded"] == 1
+
+
 def test_exact_repeat_in_a_later_run_is_a_duplicate(resent):
     t2 = file_row(resent["warehouse"], T2)
     assert (t2["rows_read"], t2["rows_loaded"], t2["rows_quarantined"]) == (2, 1, 0)
