@@ -176,7 +176,7 @@ def test_never_raised_twice_for_the_same_open_problem(history):
 
 
 def test_an_alert_seen_again_with_the_same_text_moves_its_last_seen(history):
-    """The texts are rewritten only when they change; last_seen moves on regardless."""
+    """An open alert seen again moves its last_seen, whether or not its text changed."""
     rx = history["jun12"].filter(
         (pl.col("enrollment_id") == "RX") & (pl.col("kind") == "prescription_expiring")
     )
@@ -186,6 +186,13 @@ def test_an_alert_seen_again_with_the_same_text_moves_its_last_seen(history):
         date(2025, 6, 10),
         date(2025, 6, 12),
     )
+
+
+def test_alert_ids_are_unique_across_the_history(history):
+    """02_alerts.sql replaces the open alerts seen again by alert_id: it must name one row."""
+    for name, frame in history.items():
+        assert frame.height > 0, name
+        assert frame["alert_id"].is_unique().all(), name
 
 
 def test_resolves_by_itself_when_data_returns(history):
