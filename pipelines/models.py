@@ -118,7 +118,7 @@ MODELS: tuple[Model, ...] = (
             "ref.catalog",
         ),
         "billing",
-        also_writes=("staging.billable_periods", "marts.billing_held", "ops.claim_lines"),
+        also_writes=("marts.billing_held", "ops.claim_lines"),
         description="Operator and exploitant lines per billable period, in claims of at most six "
         "consecutive periods; periods waiting for a tariff are held (R10).",
         metadata_sql="metadata/billing_lines",

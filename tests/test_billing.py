@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.export import export_lines
+from pipelines.warehouse import writer
 from tests.helpers import (
     catalog_copy,
     enrollment,
@@ -165,16 +166,31 @@ def test_unknown_tariff_holds_both_lines(warehouse):
     assert "no forfait-technique tariff" in held["detail"][0]
 
 
+def assert_mart_is_frozen_plus_pending(warehouse) -> None:
+    """marts.billing_lines, kept up to date night after night, holds exactly the frozen lines
+    (ops.claim_lines) and pending ones."""
+    ready = "SELECT * FROM marts.billing_lines WHERE claim_status = 'ready'"
+    frozen = "SELECT * FROM ops.claim_lines"
+    for left, right in ((ready, frozen), (frozen, ready)):
+        extra = query(warehouse, f"SELECT count(*) AS n FROM ({left} EXCEPT ALL {right})")
+        assert extra["n"].item() == 0, (left, right)
+    statuses = query(warehouse, "SELECT DISTINCT claim_status FROM marts.billing_lines")
+    assert set(statuses["claim_status"]) <= {"pending", "ready"}
+
+
 def test_claim_ids_are_stable_across_runs(tmp_path):
     landing = landing_for(tmp_path / "landing", 330)
     warehouse = tmp_path / "wh.duckdb"
     run(landing, warehouse, "2025-12-01")
     first = lines(warehouse).drop("frozen_at")
+    assert_mart_is_frozen_plus_pending(warehouse)
     run(landing, warehouse, "2025-12-01")
     assert lines(warehouse).drop("frozen_at").equals(first)
+    assert_mart_is_frozen_plus_pending(warehouse)
     # a month later, with more data: ready claims are unchanged, the pending one grows to six
     landing_for(landing, 400)
     run(landing, warehouse, "2026-01-10")
+    assert_mart_is_frozen_plus_pending(warehouse)
     later = lines(warehouse).drop("frozen_at")
     ready_before = first.filter(pl.col("claim_status") == "ready")
     assert later.join(ready_before, on=list(ready_before.columns), how="semi").height == (
@@ -183,6 +199,22 @@ def test_claim_ids_are_stable_across_runs(tmp_path):
     e1 = later.filter((pl.col("enrollment_id") == "E1") & (pl.col("payee") == "operator"))
     assert e1.filter(pl.col("period_index") == 12)["claim_id"].to_list() == ["E1-C007"]
     assert e1.filter(pl.col("claim_id") == "E1-C007")["claim_status"].to_list() == ["ready"] * 6
+
+
+def test_a_billing_mart_out_of_step_with_the_frozen_claims_is_rebuilt(tmp_path):
+    """The mart is updated in place each night; one that lost a ready line (edited by hand, or
+    built by an earlier version) is rebuilt from ops.claim_lines by the next run."""
+    landing = landing_for(tmp_path / "landing", 330)
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, "2025-12-01")
+    before = lines(warehouse)
+    with writer(warehouse) as con:
+        con.execute(
+            "DELETE FROM marts.billing_lines WHERE claim_status = 'ready' AND period_index = 1"
+        )
+    run(landing, warehouse, "2025-12-01")
+    assert lines(warehouse).equals(before)
+    assert_mart_is_frozen_plus_pending(warehouse)
 
 
 def test_a_late_prescription_bills_the_gap_in_a_claim_of_its_own(tmp_path):

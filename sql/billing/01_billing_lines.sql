@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS ops.claim_lines (
 
 -- Billable periods with their two amounts: the operator forfait from the catalog, the forfait
 -- technique in force on the period's first day (file active of the previous semester, R9).
-CREATE OR REPLACE TABLE staging.billable_periods AS
+-- (A temporary table: only this model reads it.)
+DROP TABLE IF EXISTS staging.billable_periods;  -- a table of earlier versions
+CREATE OR REPLACE TEMP TABLE billable_periods AS
 SELECT p.enrollment_id, p.patient_id, p.operator_id, p.exploitant_id, p.activity_code,
     p.period_index, p.period_start AS date_of_care, p.ald,
     a.operator_code, a.operator_amount, a.technique_code,
@@ -39,12 +41,12 @@ SELECT enrollment_id, patient_id, exploitant_id, activity_code, period_index, da
     'waiting_for_tariff' AS reason,
     coalesce(schedule_note, 'no forfait-technique amount for ' || coalesce(applies_to_semester,
              'this semester')) AS detail
-FROM staging.billable_periods
+FROM billable_periods
 WHERE technique_amount IS NULL OR technique_code IS NULL;
 
 CREATE OR REPLACE TEMP TABLE new_claims AS
 WITH candidates AS (
-    SELECT b.* FROM staging.billable_periods b
+    SELECT b.* FROM billable_periods b
     ANTI JOIN ops.claim_lines f USING (enrollment_id, period_index)
     WHERE b.technique_amount IS NOT NULL AND b.technique_code IS NOT NULL
 ),
@@ -83,7 +85,7 @@ FROM claims c
 JOIN staging.enrollments e USING (enrollment_id)
 LEFT JOIN marts.patient_periods nxt
   ON nxt.enrollment_id = c.enrollment_id AND nxt.period_index = c.last_index + 1
-LEFT JOIN staging.billable_periods nb
+LEFT JOIN billable_periods nb
   ON nb.enrollment_id = c.enrollment_id AND nb.period_index = c.last_index + 1
 LEFT JOIN (SELECT DISTINCT enrollment_id, period_index FROM ops.claim_lines) frozen
   ON frozen.enrollment_id = c.enrollment_id AND frozen.period_index = c.last_index + 1;
@@ -108,10 +110,19 @@ SELECT claim_id, claim_status, payee, enrollment_id, patient_id, operator_id, ex
     CASE WHEN claim_status = 'ready' THEN now() END AS frozen_at
 FROM payees;
 
-INSERT INTO ops.claim_lines BY NAME SELECT * FROM new_lines WHERE claim_status = 'ready';
+-- marts.billing_lines = the frozen lines (ops.claim_lines) and this run's pending ones. Kept up
+-- to date instead of rewritten (a B1 night rewrote 1 M rows, 0.55 s): the pending lines are
+-- replaced and this run's ready lines added, in the same transaction as ops.claim_lines. When
+-- the mart does not hold exactly as many ready lines as ops.claim_lines (first run, a copy
+-- edited by hand), it is rebuilt from ops.claim_lines first.
+CREATE TABLE IF NOT EXISTS marts.billing_lines AS SELECT * FROM ops.claim_lines LIMIT 0;
+SET VARIABLE billing_lines_rebuild =
+    (SELECT count(*) FROM marts.billing_lines WHERE claim_status = 'ready')
+    <> (SELECT count(*) FROM ops.claim_lines);
+DELETE FROM marts.billing_lines
+WHERE claim_status = 'pending' OR getvariable('billing_lines_rebuild');
+INSERT INTO marts.billing_lines BY NAME
+SELECT * FROM ops.claim_lines WHERE getvariable('billing_lines_rebuild');
 
-CREATE OR REPLACE TABLE marts.billing_lines AS
-SELECT * FROM ops.claim_lines
-UNION ALL BY NAME
-SELECT * FROM new_lines WHERE claim_status = 'pending'
-ORDER BY enrollment_id, period_index, payee DESC;
+INSERT INTO ops.claim_lines BY NAME SELECT * FROM new_lines WHERE claim_status = 'ready';
+INSERT INTO marts.billing_lines BY NAME SELECT * FROM new_lines;
