@@ -143,14 +143,7 @@ def _ingest_kind(
     summary.files_skipped = len(found) - len(candidates)
     done = 0
     # contents already ingested: a file re-sent with the same bytes is hashed but not parsed
-    ingested = frozenset(
-        row[0]
-        for row in con.execute(
-            "SELECT content_hash FROM ops.ingested_files "
-            "WHERE content_hash IS NOT NULL AND status = 'ingested'"
-        ).fetchall()
-    )
-    for batch in _read_ahead(_batches(candidates, batch_bytes), ingested):
+    for batch in _read_ahead(_batches(candidates, batch_bytes), frozenset(_ingested(con))):
         # Reading and validation happen outside the transaction, into a temporary table: a file
         # DuckDB cannot read then fails alone (recorded `unreadable`) instead of aborting the batch.
         try:
@@ -178,6 +171,16 @@ def _ingest_kind(
         if progress:
             progress(kind, done, len(candidates))
     return summary
+
+
+def _ingested(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The contents already ingested: content hash -> the first file that held it."""
+    return dict(
+        con.execute(
+            "SELECT content_hash, min(file_id) FROM ops.ingested_files "
+            "WHERE content_hash IS NOT NULL AND status = 'ingested' GROUP BY ALL"
+        ).fetchall()
+    )
 
 
 def _batches(files: list[LandingFile], batch_bytes: int) -> Iterable[list[LandingFile]]:
@@ -276,12 +279,7 @@ def _read_batch(
         "CREATE OR REPLACE TEMP TABLE landing_rows (file_id INTEGER, source_file VARCHAR, "
         f"row_number BIGINT, raw VARCHAR, parse_error VARCHAR, {columns})"
     )
-    known_hashes = dict(
-        con.execute(
-            "SELECT content_hash, min(file_id) FROM ops.ingested_files "
-            "WHERE content_hash IS NOT NULL AND status = 'ingested' GROUP BY ALL"
-        ).fetchall()
-    )
+    known_hashes = _ingested(con)
     first_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM ops.ingested_files")
     records, jsonl_parts, parquet = [], [], []
     for file_id, loaded in enumerate(files, start=first_id):
@@ -349,6 +347,7 @@ def _validate(
         f"struct_pack({as_read}) AS as_read FROM (" + "\nUNION ALL BY NAME\n".join(sources) + "\n)"
     )
     run_sql(con, f"ingest/validate_{kind}")
+    run_sql(con, "ingest/validated")
 
 
 def _parquet_scan(

@@ -1,6 +1,7 @@
 -- The contract's prescription fields, typed; each bad row gets its reason.
 -- Over-long prescriptions are loaded and reported and capped by the rules (R7), not here.
-CREATE OR REPLACE TEMP TABLE validated AS
+-- The view judged_batch; ingest/validated.sql keeps it as the temp table `validated`.
+CREATE OR REPLACE TEMP VIEW judged_batch AS
 WITH cleaned AS (
     SELECT
         file_id, source_file, row_number, raw, parse_error, as_read,
@@ -50,9 +51,4 @@ reasoned AS (
         END AS detail
     FROM judged
 )
--- a rejected row is kept as read: JSON lines as their text (line end stripped), CSV and Parquet
--- rows as their fields. The text of the other rows is not kept (record.sql reads it back).
-SELECT * EXCLUDE (as_read, raw),
-    CASE WHEN reason IS NOT NULL
-         THEN coalesce(rtrim(raw, E'\r\n'), CAST(to_json(as_read) AS VARCHAR)) END AS raw_record
-FROM reasoned;
+SELECT * FROM reasoned;

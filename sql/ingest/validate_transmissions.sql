@@ -1,7 +1,8 @@
 -- R1 and the contract: type every field of the batch and give each bad row its reason
 -- (the first that applies, in the order of pipelines/contract.py QUARANTINE_REASONS).
 -- Identifiers are trimmed; other fields are taken as sent (an empty text is a missing value).
-CREATE OR REPLACE TEMP TABLE validated AS
+-- The view judged_batch; ingest/validated.sql keeps it as the temp table `validated`.
+CREATE OR REPLACE TEMP VIEW judged_batch AS
 WITH cleaned AS (
     SELECT
         file_id, source_file, row_number, raw, parse_error, as_read,
@@ -97,9 +98,4 @@ reasoned AS (
         END AS detail
     FROM judged
 )
--- a rejected row is kept as read: JSON lines as their text (line end stripped), CSV and Parquet
--- rows as their fields. The text of the other rows is not kept (record.sql reads it back).
-SELECT * EXCLUDE (as_read, raw),
-    CASE WHEN reason IS NOT NULL
-         THEN coalesce(rtrim(raw, E'\r\n'), CAST(to_json(as_read) AS VARCHAR)) END AS raw_record
-FROM reasoned;
+SELECT * FROM reasoned;
