@@ -111,18 +111,30 @@ SELECT claim_id, claim_status, payee, enrollment_id, patient_id, operator_id, ex
 FROM payees;
 
 -- marts.billing_lines = the frozen lines (ops.claim_lines) and this run's pending ones. Kept up
--- to date instead of rewritten (a B1 night rewrote 1 M rows, 0.55 s): the pending lines are
--- replaced and this run's ready lines added, in the same transaction as ops.claim_lines. When
--- the mart does not hold exactly as many ready lines as ops.claim_lines (first run, a copy
--- edited by hand), it is rebuilt from ops.claim_lines first.
+-- to date instead of rewritten: a pending line is replaced only when it changed (a night changes
+-- a few percent of them; replacing all 260 k pending lines of a B1 night cost 0.35 s plus 0.25 s
+-- of checkpoint), and this run's ready lines are added, in the same transaction as
+-- ops.claim_lines. When the mart does not hold exactly as many ready lines as ops.claim_lines
+-- (first run, a copy edited by hand), it is rebuilt from ops.claim_lines first.
 CREATE TABLE IF NOT EXISTS marts.billing_lines AS SELECT * FROM ops.claim_lines LIMIT 0;
 SET VARIABLE billing_lines_rebuild =
     (SELECT count(*) FROM marts.billing_lines WHERE claim_status = 'ready')
     <> (SELECT count(*) FROM ops.claim_lines);
+-- the pending lines this run computes again identically (every column but frozen_at, which a
+-- pending line does not have; none of them is null) stay as they are
+CREATE OR REPLACE TEMP TABLE unchanged_lines AS
+SELECT b.rowid AS mart_rowid, claim_id, payee, period_index
+FROM marts.billing_lines b
+JOIN new_lines n USING (
+    claim_id, claim_status, payee, enrollment_id, patient_id, operator_id, exploitant_id,
+    activity_code, period_index, date_of_care, code, amount, amo_amount, patient_amount, ald)
+WHERE b.claim_status = 'pending' AND NOT getvariable('billing_lines_rebuild');
 DELETE FROM marts.billing_lines
-WHERE claim_status = 'pending' OR getvariable('billing_lines_rebuild');
+WHERE (claim_status = 'pending' OR getvariable('billing_lines_rebuild'))
+  AND rowid NOT IN (SELECT mart_rowid FROM unchanged_lines);
 INSERT INTO marts.billing_lines BY NAME
 SELECT * FROM ops.claim_lines WHERE getvariable('billing_lines_rebuild');
 
 INSERT INTO ops.claim_lines BY NAME SELECT * FROM new_lines WHERE claim_status = 'ready';
-INSERT INTO marts.billing_lines BY NAME SELECT * FROM new_lines;
+INSERT INTO marts.billing_lines BY NAME
+SELECT n.* FROM new_lines n ANTI JOIN unchanged_lines USING (claim_id, payee, period_index);
