@@ -45,9 +45,12 @@ FROM billable_periods
 WHERE technique_amount IS NULL OR technique_code IS NULL;
 
 CREATE OR REPLACE TEMP TABLE new_claims AS
-WITH candidates AS (
+WITH frozen_periods AS (  -- each frozen period has its two lines: one operator line
+    SELECT enrollment_id, period_index FROM ops.claim_lines WHERE payee = 'operator'
+),
+candidates AS (
     SELECT b.* FROM billable_periods b
-    ANTI JOIN ops.claim_lines f USING (enrollment_id, period_index)
+    ANTI JOIN frozen_periods f USING (enrollment_id, period_index)
     WHERE b.technique_amount IS NOT NULL AND b.technique_code IS NOT NULL
 ),
 islands AS (  -- runs of consecutive periods, then chunks of at most claim_max_periods
@@ -87,7 +90,7 @@ LEFT JOIN marts.patient_periods nxt
   ON nxt.enrollment_id = c.enrollment_id AND nxt.period_index = c.last_index + 1
 LEFT JOIN billable_periods nb
   ON nb.enrollment_id = c.enrollment_id AND nb.period_index = c.last_index + 1
-LEFT JOIN (SELECT DISTINCT enrollment_id, period_index FROM ops.claim_lines) frozen
+LEFT JOIN frozen_periods frozen
   ON frozen.enrollment_id = c.enrollment_id AND frozen.period_index = c.last_index + 1;
 
 -- Two lines per period; 100 % AMO with ALD, else the AMO share and the rest for the patient/AMC.
