@@ -124,7 +124,8 @@ SET VARIABLE billing_lines_rebuild =
     (SELECT count(*) FROM marts.billing_lines WHERE claim_status = 'ready')
     <> (SELECT count(*) FROM ops.claim_lines);
 -- the pending lines this run computes again identically (every column but frozen_at, which a
--- pending line does not have; none of them is null) stay as they are
+-- pending line does not have) stay as they are; a null in a column would only make its line be
+-- replaced like a changed one
 CREATE OR REPLACE TEMP TABLE unchanged_lines AS
 SELECT b.rowid AS mart_rowid, claim_id, payee, period_index
 FROM marts.billing_lines b
