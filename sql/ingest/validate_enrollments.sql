@@ -40,27 +40,24 @@ judged AS (
             CASE WHEN end_text IS NOT NULL AND end_date IS NULL THEN 'end_date' END,
             CASE WHEN ald IS NULL THEN 'ald' END) AS badly_typed
     FROM typed
-),
-reasoned AS (
-    SELECT
-        file_id, source_file, row_number, raw, as_read,
-        enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
-        start_date, end_date, end_reason, ald,
-        hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
-        hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
-             end_reason, ald) AS payload_hash,
-        CASE
-            WHEN parse_error IS NOT NULL THEN 'malformed_record'
-            WHEN missing <> '' THEN 'missing_field'
-            WHEN badly_typed <> '' THEN 'bad_type'
-            WHEN NOT known_activity THEN 'unknown_activity'
-        END AS reason,
-        CASE
-            WHEN parse_error IS NOT NULL THEN parse_error
-            WHEN missing <> '' THEN missing
-            WHEN badly_typed <> '' THEN badly_typed
-            ELSE activity_code
-        END AS detail
-    FROM judged
 )
-SELECT * FROM reasoned;
+SELECT
+    file_id, source_file, row_number, raw, as_read,
+    enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
+    start_date, end_date, end_reason, ald,
+    hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
+    hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
+         end_reason, ald) AS payload_hash,
+    CASE
+        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN missing <> '' THEN 'missing_field'
+        WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN NOT known_activity THEN 'unknown_activity'
+    END AS reason,
+    CASE
+        WHEN parse_error IS NOT NULL THEN parse_error
+        WHEN missing <> '' THEN missing
+        WHEN badly_typed <> '' THEN badly_typed
+        ELSE activity_code
+    END AS detail
+FROM judged;

@@ -30,25 +30,22 @@ judged AS (
             CASE WHEN valid_from IS NULL THEN 'valid_from' END,
             CASE WHEN valid_until IS NULL THEN 'valid_until' END) AS badly_typed
     FROM typed
-),
-reasoned AS (
-    SELECT
-        file_id, source_file, row_number, raw, as_read,
-        prescription_id, enrollment_id, kind, valid_from, valid_until,
-        hash(prescription_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
-        hash(enrollment_id, kind, valid_from, valid_until) AS payload_hash,
-        CASE
-            WHEN parse_error IS NOT NULL THEN 'malformed_record'
-            WHEN missing <> '' THEN 'missing_field'
-            WHEN badly_typed <> '' THEN 'bad_type'
-            WHEN kind NOT IN ('trial', 'initial', 'renewal') THEN 'invalid_kind'
-        END AS reason,
-        CASE
-            WHEN parse_error IS NOT NULL THEN parse_error
-            WHEN missing <> '' THEN missing
-            WHEN badly_typed <> '' THEN badly_typed
-            ELSE kind
-        END AS detail
-    FROM judged
 )
-SELECT * FROM reasoned;
+SELECT
+    file_id, source_file, row_number, raw, as_read,
+    prescription_id, enrollment_id, kind, valid_from, valid_until,
+    hash(prescription_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
+    hash(enrollment_id, kind, valid_from, valid_until) AS payload_hash,
+    CASE
+        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN missing <> '' THEN 'missing_field'
+        WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN kind NOT IN ('trial', 'initial', 'renewal') THEN 'invalid_kind'
+    END AS reason,
+    CASE
+        WHEN parse_error IS NOT NULL THEN parse_error
+        WHEN missing <> '' THEN missing
+        WHEN badly_typed <> '' THEN badly_typed
+        ELSE kind
+    END AS detail
+FROM judged;

@@ -69,33 +69,30 @@ judged AS (
             CASE WHEN lux_text IS NOT NULL AND NOT coalesce(isfinite(ambient_lux), false)
                  THEN 'ambient_lux' END) AS badly_typed
     FROM typed, dated_years
-),
-reasoned AS (
-    SELECT
-        file_id, source_file, row_number, raw, as_read,
-        transmission_id, exploitant_id, activity_code, patient_id, measure_type, eye,
-        measured_at, received_at, value, unit, distance_cm, ambient_lux,
-        hash(exploitant_id, transmission_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
-        hash(activity_code, patient_id, measure_type, eye, measured_at, value, unit,
-             distance_cm, ambient_lux) AS payload_hash,
-        CASE
-            WHEN parse_error IS NOT NULL THEN 'malformed_record'
-            WHEN missing <> '' THEN 'missing_field'
-            WHEN naive <> '' THEN 'timestamp_without_offset'
-            WHEN badly_typed <> '' THEN 'bad_type'
-            WHEN undatable THEN 'timestamp_out_of_range'
-            WHEN NOT known_activity THEN 'unknown_activity'
-            WHEN (needs_eye AND eye IS NULL) OR eye NOT IN ('OD', 'OS') THEN 'invalid_eye'
-        END AS reason,
-        CASE
-            WHEN parse_error IS NOT NULL THEN parse_error
-            WHEN missing <> '' THEN missing
-            WHEN naive <> '' THEN naive
-            WHEN badly_typed <> '' THEN badly_typed
-            WHEN undatable THEN 'measured_at'
-            WHEN NOT known_activity THEN activity_code
-            ELSE coalesce(eye, 'eye missing')
-        END AS detail
-    FROM judged
 )
-SELECT * FROM reasoned;
+SELECT
+    file_id, source_file, row_number, raw, as_read,
+    transmission_id, exploitant_id, activity_code, patient_id, measure_type, eye,
+    measured_at, received_at, value, unit, distance_cm, ambient_lux,
+    hash(exploitant_id, transmission_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
+    hash(activity_code, patient_id, measure_type, eye, measured_at, value, unit,
+         distance_cm, ambient_lux) AS payload_hash,
+    CASE
+        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN missing <> '' THEN 'missing_field'
+        WHEN naive <> '' THEN 'timestamp_without_offset'
+        WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN undatable THEN 'timestamp_out_of_range'
+        WHEN NOT known_activity THEN 'unknown_activity'
+        WHEN (needs_eye AND eye IS NULL) OR eye NOT IN ('OD', 'OS') THEN 'invalid_eye'
+    END AS reason,
+    CASE
+        WHEN parse_error IS NOT NULL THEN parse_error
+        WHEN missing <> '' THEN missing
+        WHEN naive <> '' THEN naive
+        WHEN badly_typed <> '' THEN badly_typed
+        WHEN undatable THEN 'measured_at'
+        WHEN NOT known_activity THEN activity_code
+        ELSE coalesce(eye, 'eye missing')
+    END AS detail
+FROM judged;
