@@ -26,7 +26,7 @@ def _check(
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=dg.AssetKey(asset), name=name, description=doc)
     def _asset_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.reader() as con:
+        with warehouse.writer() as con:
             return _result(run(con))
 
     return _asset_check

@@ -9,27 +9,48 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from pipelines import warehouse
 from pipelines.config import Settings, today_paris
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (env ``OBSERVANCE_WAREHOUSE``)."""
+    """The DuckDB warehouse file (env ``OBSERVANCE_WAREHOUSE``).
+
+    The steps of a run share one read-write connection (``pipelines.warehouse.RunConnection``),
+    opened by the first step that needs it and closed when the run ends. Dagster sets a resource
+    up once per run and process: once per run in-process (CLI, tests, benchmark), once per step
+    under the multiprocess executor.
+    """
 
     path: str
+    _run: warehouse.RunConnection | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._run = warehouse.RunConnection(Path(self.path))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._run is not None:
+            self._run.close()
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection under the single-writer lock."""
-        with warehouse.writer(Path(self.path)) as con:
+        """The run's read-write connection, under the single-writer lock; the asset checks read
+        through it too (they only run SELECTs, and a process cannot also open the file
+        read-only)."""
+        with self._connections().writer() as con:
             yield con
 
-    @contextmanager
-    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection."""
-        with warehouse.reader(Path(self.path)) as con:
-            yield con
+    def release(self) -> None:
+        """Close the run's read-write connection, so that this process can open the file
+        read-only (a later ``writer()`` opens it again)."""
+        self._connections().close()
+
+    def _connections(self) -> warehouse.RunConnection:
+        if self._run is None:  # used outside a run
+            self._run = warehouse.RunConnection(Path(self.path))
+        return self._run
 
 
 class LandingResource(dg.ConfigurableResource):

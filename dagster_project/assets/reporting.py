@@ -25,6 +25,7 @@ def report_path(warehouse: str) -> Path:
     description="Self-contained HTML report for exploitants (reads the warehouse read-only).",
 )
 def exploitant_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    warehouse.release()  # the report opens the file read-only
     path = write_report(Path(warehouse.path), report_path(warehouse.path))
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path.resolve())), "bytes": path.stat().st_size}

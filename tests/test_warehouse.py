@@ -1,0 +1,70 @@
+"""The run's shared connection (pipelines.warehouse.RunConnection): one connection for the steps
+of a run while the process is small, nothing carried over from one step to the next, and a
+fresh start after a failure or a large step."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pipelines import warehouse
+from pipelines.warehouse import RunConnection, reader
+
+
+def test_steps_share_one_connection_but_no_temporary_object(tmp_path, monkeypatch):
+    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+    run = RunConnection(tmp_path / "w.duckdb")
+    with run.writer() as first:
+        first.execute("CREATE TABLE staging.kept AS SELECT 1 AS x")
+        first.execute("CREATE TEMP TABLE scratch AS SELECT 1 AS x")
+        first.execute("CREATE TEMP VIEW scratch_view AS SELECT * FROM scratch")
+    with run.writer() as second:
+        assert second is first
+        temporary = second.execute(
+            "SELECT (SELECT count(*) FROM duckdb_tables() WHERE temporary)"
+            " + (SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal)"
+        ).fetchall()[0][0]
+        assert temporary == 0
+        assert second.execute("SELECT x FROM staging.kept").fetchall() == [(1,)]
+    run.close()
+    with reader(tmp_path / "w.duckdb") as con:  # closed: the process can read the file again
+        assert con.execute("SELECT x FROM staging.kept").fetchall() == [(1,)]
+
+
+def test_a_failed_step_leaves_a_fresh_connection_and_the_committed_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+    run = RunConnection(tmp_path / "w.duckdb")
+    with run.writer() as con:
+        con.execute("CREATE TABLE staging.kept AS SELECT 1 AS x")
+        failed = con
+    with pytest.raises(duckdb.Error), run.writer() as con:
+        con.begin()
+        con.execute("INSERT INTO staging.kept VALUES (2)")
+        con.execute("SELECT * FROM no_such_table")
+    with run.writer() as con:
+        assert con is not failed
+        assert con.execute("SELECT x FROM staging.kept").fetchall() == [(1,)]
+    run.close()
+
+
+def test_a_large_process_closes_the_connection_after_each_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", 0)
+    run = RunConnection(tmp_path / "w.duckdb")
+    with run.writer() as first:
+        first.execute("CREATE TABLE staging.kept AS SELECT 1 AS x")
+    with reader(tmp_path / "w.duckdb") as con:  # only possible once the writer is closed
+        assert con.execute("SELECT x FROM staging.kept").fetchall() == [(1,)]
+    with run.writer() as second:
+        assert second is not first
+    run.close()
+
+
+def test_a_small_process_keeps_it_open(tmp_path, monkeypatch):
+    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+    run = RunConnection(tmp_path / "w.duckdb")
+    with run.writer():
+        pass
+    # the file is still open read-write in this process: it cannot also be opened read-only
+    with pytest.raises(duckdb.Error):
+        duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    run.close()
