@@ -4,11 +4,15 @@ fresh start after a failure or a large step."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 import pytest
 
 from pipelines import warehouse
+from pipelines.generate import generate_landing
 from pipelines.warehouse import RunConnection, reader
+from tests.helpers import run
 
 
 def test_steps_share_one_connection_but_no_temporary_object(tmp_path, monkeypatch):
@@ -68,3 +72,20 @@ def test_a_small_process_keeps_it_open(tmp_path, monkeypatch):
     with pytest.raises(duckdb.Error):
         duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     run.close()
+
+
+def test_a_run_opens_the_warehouse_once_for_writing(tmp_path, monkeypatch):
+    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+    landing = tmp_path / "landing"
+    generate_landing(landing, patients=20, months=2, seed=3, end_date=date(2025, 3, 31))
+    opened = []
+    connect = warehouse._connect
+
+    def counted(path, read_only, patience):
+        opened.append("read-only" if read_only else "read-write")
+        return connect(path, read_only, patience)
+
+    monkeypatch.setattr(warehouse, "_connect", counted)
+    run(landing, tmp_path / "w.duckdb", "2025-04-01")
+    # every step and check through one read-write connection; the report alone reads read-only
+    assert opened == ["read-write", "read-only"]
