@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
@@ -73,7 +73,7 @@ class RunConnection:
     """The read-write connection of one run, shared by the steps a process runs in turn.
 
     A run's steps used to open, configure and close (checkpoint) a connection each: 27 of them
-    on a night, ~1 s of a 5 s budget. Here the first ``writer()`` opens the connection under the
+    on a night, ~1 s of it. Here the first ``writer()`` opens the connection under the
     writer lock and later ones reuse it; ``close()`` (the end of the run) releases both. Each
     step still commits its own work, and leaves no temporary table or view behind for the next
     one. A step that fails closes the connection, so the next step starts afresh; so does a step
@@ -94,10 +94,10 @@ class RunConnection:
             self._con = self._held.enter_context(writer(self.warehouse))
         try:
             yield self._con
+            _end_of_step(self._con)
         except BaseException:
             self.close()
             raise
-        drop_temporary(self._con)
         if not resident_bytes() < KEEP_OPEN_BELOW_RSS_BYTES:
             self.close()
 
@@ -113,6 +113,14 @@ def resident_bytes() -> float:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return float("inf")
+
+
+def _end_of_step(con: duckdb.DuckDBPyConnection) -> None:
+    """Leave the connection as a new one would be: work left uncommitted is rolled back (as
+    closing did; every step commits its own), temporary objects are dropped."""
+    with suppress(duckdb.TransactionException):  # no transaction open: the usual case
+        con.rollback()
+    drop_temporary(con)
 
 
 def drop_temporary(con: duckdb.DuckDBPyConnection) -> None:

@@ -51,6 +51,20 @@ def test_a_failed_step_leaves_a_fresh_connection_and_the_committed_work(tmp_path
     run.close()
 
 
+def test_work_a_step_left_uncommitted_is_rolled_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+    run = RunConnection(tmp_path / "w.duckdb")
+    with run.writer() as con:
+        con.execute("CREATE TABLE staging.kept AS SELECT 1 AS x")
+        con.begin()
+        con.execute("INSERT INTO staging.kept VALUES (2)")
+    with run.writer() as con:
+        assert con.execute("SELECT x FROM staging.kept").fetchall() == [(1,)]
+        con.begin()  # and the next step can open its own transaction
+        con.commit()
+    run.close()
+
+
 def test_a_large_process_closes_the_connection_after_each_step(tmp_path, monkeypatch):
     monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", 0)
     run = RunConnection(tmp_path / "w.duckdb")
