@@ -27,7 +27,11 @@ def _check(
     @dg.asset_check(asset=dg.AssetKey(asset), name=name, description=doc)
     def _asset_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.writer() as con:
-            return _result(run(con))
+            con.begin()
+            try:
+                return _result(run(con))
+            finally:
+                con.rollback()  # a check only reads; anything it might write is undone
 
     return _asset_check
 

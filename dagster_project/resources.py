@@ -36,21 +36,21 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The run's read-write connection, under the single-writer lock; the asset checks read
-        through it too (they only run SELECTs, and a process cannot also open the file
-        read-only)."""
-        with self._connections().writer() as con:
-            yield con
+        """The run's read-write connection, under the single-writer lock (outside a run: a
+        connection of its own, closed on exit). The asset checks read through it too: a process
+        cannot also open the file read-only."""
+        if self._run is None:
+            with warehouse.writer(Path(self.path)) as con:
+                yield con
+        else:
+            with self._run.writer() as con:
+                yield con
 
     def release(self) -> None:
         """Close the run's read-write connection, so that this process can open the file
         read-only (a later ``writer()`` opens it again)."""
-        self._connections().close()
-
-    def _connections(self) -> warehouse.RunConnection:
-        if self._run is None:  # used outside a run
-            self._run = warehouse.RunConnection(Path(self.path))
-        return self._run
+        if self._run is not None:
+            self._run.close()
 
 
 class LandingResource(dg.ConfigurableResource):

@@ -9,6 +9,7 @@ file read-only and never take the lock.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from pathlib import Path
 import duckdb
 
 from pipelines import config
+
+log = logging.getLogger(__name__)
 
 SCHEMAS = ("ref", "raw", "ops", "staging", "marts")
 # A DuckDB file opened by another process (a writer, or for a writer any reader) cannot be opened
@@ -42,16 +45,24 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET preserve_insertion_order = false")
 
 
+# the writer locks this process holds: taking one twice would wait for itself forever
+_HELD_LOCKS: set[Path] = set()
+
+
 @contextmanager
 def write_lock(warehouse: Path) -> Iterator[None]:
     """Hold the exclusive writer lock of ``warehouse`` (blocks until it is free)."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = warehouse.with_name(warehouse.name + ".lock")
+    lock_path = warehouse.with_name(warehouse.name + ".lock").resolve()
+    if lock_path in _HELD_LOCKS:
+        raise RuntimeError(f"this process already writes to {warehouse}: close that first")
     with open(lock_path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        _HELD_LOCKS.add(lock_path)
         try:
             yield
         finally:
+            _HELD_LOCKS.discard(lock_path)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -80,7 +91,12 @@ class RunConnection:
     that leaves the process larger than KEEP_OPEN_BELOW_RSS_BYTES.
 
     One process cannot hold a file read-write and read-only at once: a step that reads
-    through a read-only connection (the report) calls ``close()`` first.
+    through a read-only connection (the report) calls ``close()`` first. While the connection
+    is open, readers in other processes wait (up to READ_ONLY_RETRY_SECONDS).
+
+    Session state other than temporary objects (``SET VARIABLE`` values, settings) does carry
+    over: every model sets the variables it reads (``set_parameters``) and only ``configure``
+    changes settings.
     """
 
     def __init__(self, warehouse: Path) -> None:
@@ -96,7 +112,10 @@ class RunConnection:
             yield self._con
             _end_of_step(self._con)
         except BaseException:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # keep the step's own error in front
+                log.exception("closing the warehouse after a failed step failed too")
             raise
         if not resident_bytes() < KEEP_OPEN_BELOW_RSS_BYTES:
             self.close()

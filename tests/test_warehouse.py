@@ -9,7 +9,9 @@ from datetime import date
 import duckdb
 import pytest
 
+from dagster_project.runner import materialize_all
 from pipelines import warehouse
+from pipelines.config import Settings
 from pipelines.generate import generate_landing
 from pipelines.warehouse import RunConnection, reader
 from tests.helpers import run
@@ -103,3 +105,26 @@ def test_a_run_opens_the_warehouse_once_for_writing(tmp_path, monkeypatch):
     run(landing, tmp_path / "w.duckdb", "2025-04-01")
     # every step and check through one read-write connection; the report alone reads read-only
     assert opened == ["read-write", "read-only"]
+
+
+def test_the_end_of_a_run_closes_its_connection(tmp_path, monkeypatch):
+    """A run without the report (which closes the connection before reading) leaves the
+    warehouse closed too: the resource's teardown closes it."""
+    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+    settings = Settings(tmp_path / "landing", tmp_path / "w.duckdb", date(2025, 4, 1))
+    materialize_all(settings, selection=["ref/catalog"])
+    with reader(settings.warehouse) as con:  # fails while this process still holds it
+        assert con.execute("SELECT count(*) FROM ref.activities").fetchall()[0][0] > 0
+
+
+def test_a_second_writer_in_the_same_process_fails_instead_of_waiting_forever(tmp_path):
+    run = RunConnection(tmp_path / "w.duckdb")
+    with (
+        run.writer(),
+        pytest.raises(RuntimeError, match="already writes"),
+        warehouse.writer(tmp_path / "w.duckdb"),
+    ):
+        pass
+    run.close()
+    with warehouse.writer(tmp_path / "w.duckdb") as con:  # released: free again
+        con.execute("SELECT 1")
