@@ -46,11 +46,18 @@ at_risk AS (
             AS behind_pace
     FROM current_period
 ),
-latest_closed AS (
-    SELECT p.* FROM marts.patient_periods p
-    JOIN active a USING (enrollment_id)
-    WHERE p.is_closed
-    QUALIFY row_number() OVER (PARTITION BY p.enrollment_id ORDER BY p.period_index DESC) = 1
+latest_closed AS (  -- the last closed period of each active enrollment (a max and a join:
+                    -- a window over these wide rows cost four times as much)
+    SELECT p.enrollment_id, p.period_index, p.period_end, p.valid_units, p.expected_units,
+        p.reinforce_recommended, p.stop_required
+    FROM marts.patient_periods p
+    JOIN (
+        SELECT enrollment_id, max(period_index) AS period_index
+        FROM marts.patient_periods
+        SEMI JOIN active USING (enrollment_id)
+        WHERE is_closed
+        GROUP BY ALL
+    ) last USING (enrollment_id, period_index)
 ),
 prescriptions AS (  -- the prescription covering as_of, and whether another one follows it
     SELECT a.enrollment_id, rx.prescription_id, rx.kind, rx.covers_until,
