@@ -1,39 +1,44 @@
 -- marts.patient_periods: one row per enrollment x 30-day period, with the decisions of
 -- R4 (completeness, data_status), R5 (billable, block_reason), R6 (reinforce, stop), R7.
+-- R4: exactly the threshold is sufficient ("inférieure à 50 %" is strict)
+CREATE OR REPLACE TEMP MACRO data_status(valid_units, expected_units) AS
+    CASE
+        WHEN valid_units = 0 THEN 'no_data'
+        WHEN valid_units < getvariable('sufficiency_threshold') * expected_units
+            THEN 'insufficient'
+        ELSE 'sufficient'
+    END;
 CREATE OR REPLACE TABLE marts.patient_periods AS
-WITH measured AS (
+WITH covered AS (  -- R7: the periods whose first day a prescription (capped) covers
+    SELECT DISTINCT p.enrollment_id, p.period_index
+    FROM staging.periods p
+    JOIN staging.prescriptions rx
+      ON rx.enrollment_id = p.enrollment_id
+     AND p.period_start BETWEEN rx.valid_from AND rx.covers_until
+),
+measured AS (
     SELECT p.*,
         a.expected_units,
         coalesce(u.valid_units, 0) AS valid_units,
         coalesce(u.invalid_units, 0) AS invalid_units,
-        -- R4: exactly the threshold is sufficient ("inférieure à 50 %" is strict)
         least(coalesce(u.valid_units, 0) / a.expected_units, 1.0) AS completeness,
-        CASE
-            WHEN coalesce(u.valid_units, 0) = 0 THEN 'no_data'
-            WHEN coalesce(u.valid_units, 0) < getvariable('sufficiency_threshold') * a.expected_units
-                THEN 'insufficient'
-            ELSE 'sufficient'
-        END AS data_status,
+        data_status(coalesce(u.valid_units, 0), a.expected_units) AS data_status,
+        -- the previous period's status (periods are numbered 1, 2, ... without gaps)
+        CASE WHEN p.period_index > 1
+             THEN data_status(coalesce(previous.valid_units, 0), a.expected_units)
+        END AS previous_data_status,
         -- R5 death exception: the patient died on a day of this period
         coalesce(p.end_reason = 'deceased'
                  AND p.end_date BETWEEN p.period_start AND p.period_end, false) AS died_in_period,
         -- R5 rule 2: the enrollment ended before the period's 30th day
         p.end_date IS NOT NULL AND p.end_date < p.period_end AS ended_in_period,
-        -- R7: a prescription (capped) covers the period's first day
-        EXISTS (
-            SELECT 1 FROM staging.prescriptions rx
-            WHERE rx.enrollment_id = p.enrollment_id
-              AND p.period_start BETWEEN rx.valid_from AND rx.covers_until
-        ) AS has_prescription
+        c.period_index IS NOT NULL AS has_prescription
     FROM staging.periods p
     JOIN ref.activities a USING (activity_code)
     LEFT JOIN staging.period_units u USING (enrollment_id, period_index)
-),
-sequenced AS (
-    SELECT *,
-        lag(data_status) OVER (PARTITION BY enrollment_id ORDER BY period_index)
-            AS previous_data_status
-    FROM measured
+    LEFT JOIN staging.period_units previous
+      ON previous.enrollment_id = p.enrollment_id AND previous.period_index = p.period_index - 1
+    LEFT JOIN covered c ON c.enrollment_id = p.enrollment_id AND c.period_index = p.period_index
 ),
 decided AS (
     SELECT *,
@@ -46,7 +51,7 @@ decided AS (
                 THEN 'previous_period_insufficient'
             WHEN data_status = 'no_data' AND NOT died_in_period THEN 'no_data'
         END AS block_reason
-    FROM sequenced
+    FROM measured
 )
 SELECT
     enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
