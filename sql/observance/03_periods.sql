@@ -14,8 +14,7 @@ numbered AS (
     FROM bounded b
     WHERE last_day >= start_date
 )
-SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id, ald,
-    start_date, end_date, end_reason,
+SELECT enrollment_id, activity_code,  -- the enrollment's other fields: staging.enrollments
     period_index,
     CAST(start_date + (period_index - 1) * getvariable('period_days') AS DATE) AS period_start,
     CAST(start_date + period_index * getvariable('period_days') - 1 AS DATE) AS period_end,

@@ -27,11 +27,6 @@ measured AS (
         CASE WHEN p.period_index > 1
              THEN data_status(coalesce(previous.valid_units, 0), a.expected_units)
         END AS previous_data_status,
-        -- R5 death exception: the patient died on a day of this period
-        coalesce(p.end_reason = 'deceased'
-                 AND p.end_date BETWEEN p.period_start AND p.period_end, false) AS died_in_period,
-        -- R5 rule 2: the enrollment ended before the period's 30th day
-        p.end_date IS NOT NULL AND p.end_date < p.period_end AS ended_in_period,
         c.period_index IS NOT NULL AS has_prescription
     FROM staging.periods p
     JOIN ref.activities a USING (activity_code)
@@ -40,8 +35,16 @@ measured AS (
       ON previous.enrollment_id = p.enrollment_id AND previous.period_index = p.period_index - 1
     LEFT JOIN covered c ON c.enrollment_id = p.enrollment_id AND c.period_index = p.period_index
 ),
-decided AS (
-    SELECT *,
+decided AS (  -- (the enrollment's fields joined last: DuckDB then builds its joins on the
+               -- narrow period rows)
+    SELECT m.*,
+        e.patient_id, e.exploitant_id, e.operator_id, e.ald, e.start_date, e.end_date,
+        e.end_reason,
+        -- R5 death exception: the patient died on a day of this period
+        coalesce(e.end_reason = 'deceased'
+                 AND e.end_date BETWEEN m.period_start AND m.period_end, false) AS died_in_period,
+        -- R5 rule 2: the enrollment ended before the period's 30th day
+        e.end_date IS NOT NULL AND e.end_date < m.period_end AS ended_in_period,
         -- R5, in the rulebook's order: the first reason that applies
         CASE
             WHEN NOT is_closed THEN 'open'
@@ -51,7 +54,8 @@ decided AS (
                 THEN 'previous_period_insufficient'
             WHEN data_status = 'no_data' AND NOT died_in_period THEN 'no_data'
         END AS block_reason
-    FROM measured
+    FROM measured m
+    JOIN staging.enrollments e USING (enrollment_id)
 )
 SELECT
     enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
