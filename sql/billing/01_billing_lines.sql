@@ -48,8 +48,8 @@ CREATE OR REPLACE TEMP TABLE new_claims AS
 WITH frozen_periods AS (  -- each frozen period has its two lines: one operator line
     SELECT enrollment_id, period_index FROM ops.claim_lines WHERE payee = 'operator'
 ),
-candidates AS (
-    SELECT b.* FROM billable_periods b
+candidates AS (  -- (keys only: the windows below then sort narrow rows)
+    SELECT b.enrollment_id, b.period_index FROM billable_periods b
     ANTI JOIN frozen_periods f USING (enrollment_id, period_index)
     WHERE b.technique_amount IS NOT NULL AND b.technique_code IS NOT NULL
 ),
@@ -72,7 +72,7 @@ claims AS (
         count(*) OVER (PARTITION BY enrollment_id, island, chunk) AS periods_in_claim
     FROM chunked
 )
-SELECT c.*,
+SELECT b.*, c.first_index, c.last_index, c.periods_in_claim,
     c.enrollment_id || '-C' || lpad(CAST(c.first_index AS VARCHAR), 3, '0') AS claim_id,
     CASE
         WHEN c.periods_in_claim = getvariable('claim_max_periods') THEN 'ready'
@@ -85,6 +85,7 @@ SELECT c.*,
         ELSE 'pending'
     END AS claim_status
 FROM claims c
+JOIN billable_periods b USING (enrollment_id, period_index)
 JOIN staging.enrollments e USING (enrollment_id)
 LEFT JOIN marts.patient_periods nxt
   ON nxt.enrollment_id = c.enrollment_id AND nxt.period_index = c.last_index + 1
