@@ -94,9 +94,9 @@ class RunConnection:
     through a read-only connection (the report) calls ``close()`` first. While the connection
     is open, readers in other processes wait (up to READ_ONLY_RETRY_SECONDS).
 
-    Session state other than temporary objects (``SET VARIABLE`` values, settings) does carry
-    over: every model sets the variables it reads (``set_parameters``) and only ``configure``
-    changes settings.
+    Other session state does carry over: ``SET VARIABLE`` values, settings and temporary
+    macros. Every model sets the variables it reads (``set_parameters``), only ``configure``
+    changes settings, and a macro is created (``CREATE OR REPLACE``) by the SQL that uses it.
     """
 
     def __init__(self, warehouse: Path) -> None:
