@@ -189,3 +189,34 @@ def test_a_warehouse_from_before_the_last_receipt_columns_is_rebuilt(tmp_path):
     # (a null last receipt would count from the start: 9 days, a false alert)
     kinds = query(warehouse, "SELECT kind FROM staging.current_problems")
     assert "transmission_interrupted" not in kinds["kind"].to_list()
+
+
+def test_a_period_counted_again_keeps_the_units_of_its_first_day(tmp_path):
+    """A night's new unit makes its period be counted again from the matched units, read from
+    the earliest first day of the periods counted again: the units of that day count too."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "incremental.duckdb"
+    write_rows(
+        landing / "enrollments" / "e.csv",
+        [enrollment("E1", "P1", "2025-01-01"), enrollment("E2", "P2", "2025-01-11")],
+    )
+    write_rows(
+        landing / "prescriptions" / "p.csv",
+        [
+            prescription("R1", "E1", "2025-01-01", "2025-12-31"),
+            prescription("R2", "E2", "2025-01-11", "2025-12-31"),
+        ],
+    )
+    first_days = [tx("P1", "2025-01-01 09:00", eye=eye) for eye in ("OD", "OS")]
+    first_days += [tx("P2", "2025-01-11 09:00", eye=eye) for eye in ("OD", "OS")]
+    write_rows(landing / "transmissions" / "d1" / "t.jsonl", first_days)
+    run(landing, warehouse, "2025-01-20")
+    write_rows(
+        landing / "transmissions" / "d2" / "t.jsonl",
+        [tx("P1", "2025-01-05 09:00"), tx("P2", "2025-01-15 09:00")],
+    )
+    run(landing, warehouse, "2025-01-20")
+    fresh = tmp_path / "fresh.duckdb"
+    run(landing, fresh, "2025-01-20")
+    sql = "SELECT enrollment_id, valid_units FROM marts.patient_periods ORDER BY ALL"
+    assert query(warehouse, sql).rows() == [("E1", 3), ("E2", 3)]
+    assert_same(snapshot(warehouse), snapshot(fresh))

@@ -128,12 +128,19 @@ SELECT * EXCLUDE (enrollment_id, period_index) FROM dirty_matches WHERE enrollme
 -- (day, eye): the same test sent under two exploitants is still one unit (R3).
 DELETE FROM staging.period_units u USING dirty_periods d
 WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
+-- the earliest first day of the periods to count again (their units are all on or after it):
+-- a constant the scan of all matched units below filters on before looking their keys up. A
+-- night counts recent periods again, so it reads a few weeks of units, not the whole history.
+SET VARIABLE dirty_from = coalesce(
+    (SELECT min(p.period_start) FROM staging.periods p SEMI JOIN dirty_periods d
+     USING (enrollment_id, period_index)),
+    DATE '9999-12-31');
 INSERT INTO staging.period_units BY NAME
 WITH counted AS (  -- full mode: every matched unit; else those of the periods to count again
     SELECT * FROM dirty_matches WHERE getvariable('units_full') AND enrollment_id IS NOT NULL
     UNION ALL
     SELECT u.* FROM staging.matched_units u SEMI JOIN dirty_periods USING (enrollment_id, period_index)
-    WHERE NOT getvariable('units_full')
+    WHERE NOT getvariable('units_full') AND u.local_date >= getvariable('dirty_from')
 ),
 units AS (
     SELECT u.enrollment_id, u.period_index, u.local_date, u.unit_eye,
