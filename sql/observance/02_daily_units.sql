@@ -75,6 +75,9 @@ GROUP BY ALL;
 -- days already present: merge the new transmissions into them; new days: insert as they are.
 -- (A rebuild has nothing to merge: getvariable is a constant to the planner, which drops the
 -- merge, and the anti join below is then against an empty table.)
+-- The earliest day of the new units: a constant the scans of staging.daily_units below filter
+-- on before looking their keys up (a night's units are recent: a few days of history are read).
+SET VARIABLE new_units_from = coalesce((SELECT min(local_date) FROM new_units), DATE '9999-12-31');
 CREATE OR REPLACE TEMP TABLE merged_units AS
 SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
     bool_or(has_valid) AS has_valid, bool_or(has_invalid) AS has_invalid,
@@ -82,9 +85,11 @@ SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
 FROM (
     SELECT d.* FROM staging.daily_units d
     SEMI JOIN new_units n USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+    WHERE d.local_date >= getvariable('new_units_from')
     UNION ALL
     SELECT n.* FROM new_units n
-    SEMI JOIN staging.daily_units d
+    SEMI JOIN (SELECT * FROM staging.daily_units
+               WHERE local_date >= getvariable('new_units_from')) d
         USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
 )
 WHERE getvariable('daily_units_after_file') > 0
@@ -92,8 +97,8 @@ GROUP BY ALL;
 
 DELETE FROM staging.daily_units d USING merged_units m
 WHERE d.patient_id = m.patient_id AND d.activity_code = m.activity_code
-  AND d.exploitant_id = m.exploitant_id AND d.local_date IS NOT DISTINCT FROM m.local_date
-  AND d.unit_eye = m.unit_eye;
+  AND d.exploitant_id = m.exploitant_id AND d.local_date = m.local_date
+  AND d.unit_eye = m.unit_eye AND d.local_date >= getvariable('new_units_from');
 
 INSERT INTO staging.daily_units BY NAME
 SELECT * FROM merged_units
