@@ -17,8 +17,13 @@ from pipelines.warehouse import RunConnection, reader
 from tests.helpers import run
 
 
-def test_steps_share_one_connection_but_no_temporary_object(tmp_path, monkeypatch):
+@pytest.fixture
+def small_process(monkeypatch):
+    """The process counts as small whatever its size: the run's connection stays open."""
     monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+
+
+def test_steps_share_one_connection_but_no_temporary_object(tmp_path, small_process):
     run = RunConnection(tmp_path / "w.duckdb")
     with run.writer() as first:
         first.execute("CREATE TABLE staging.kept AS SELECT 1 AS x")
@@ -37,8 +42,7 @@ def test_steps_share_one_connection_but_no_temporary_object(tmp_path, monkeypatc
         assert con.execute("SELECT x FROM staging.kept").fetchall() == [(1,)]
 
 
-def test_a_failed_step_leaves_a_fresh_connection_and_the_committed_work(tmp_path, monkeypatch):
-    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+def test_a_failed_step_leaves_a_fresh_connection_and_the_committed_work(tmp_path, small_process):
     run = RunConnection(tmp_path / "w.duckdb")
     with run.writer() as con:
         con.execute("CREATE TABLE staging.kept AS SELECT 1 AS x")
@@ -53,8 +57,7 @@ def test_a_failed_step_leaves_a_fresh_connection_and_the_committed_work(tmp_path
     run.close()
 
 
-def test_work_a_step_left_uncommitted_is_rolled_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+def test_work_a_step_left_uncommitted_is_rolled_back(tmp_path, small_process):
     run = RunConnection(tmp_path / "w.duckdb")
     with run.writer() as con:
         con.execute("CREATE TABLE staging.kept AS SELECT 1 AS x")
@@ -79,8 +82,7 @@ def test_a_large_process_closes_the_connection_after_each_step(tmp_path, monkeyp
     run.close()
 
 
-def test_a_small_process_keeps_it_open(tmp_path, monkeypatch):
-    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+def test_a_small_process_keeps_it_open(tmp_path, small_process):
     run = RunConnection(tmp_path / "w.duckdb")
     with run.writer():
         pass
@@ -90,8 +92,7 @@ def test_a_small_process_keeps_it_open(tmp_path, monkeypatch):
     run.close()
 
 
-def test_a_run_opens_the_warehouse_once_for_writing(tmp_path, monkeypatch):
-    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
+def test_a_run_opens_the_warehouse_once_for_writing(tmp_path, monkeypatch, small_process):
     landing = tmp_path / "landing"
     generate_landing(landing, patients=20, months=2, seed=3, end_date=date(2025, 3, 31))
     opened = []
@@ -107,10 +108,9 @@ def test_a_run_opens_the_warehouse_once_for_writing(tmp_path, monkeypatch):
     assert opened == ["read-write", "read-only"]
 
 
-def test_the_end_of_a_run_closes_its_connection(tmp_path, monkeypatch):
+def test_the_end_of_a_run_closes_its_connection(tmp_path, small_process):
     """A run without the report (which closes the connection before reading) leaves the
     warehouse closed too: the resource's teardown closes it."""
-    monkeypatch.setattr(warehouse, "KEEP_OPEN_BELOW_RSS_BYTES", float("inf"))
     settings = Settings(tmp_path / "landing", tmp_path / "w.duckdb", date(2025, 4, 1))
     materialize_all(settings, selection=["ref/catalog"])
     with reader(settings.warehouse) as con:  # fails while this process still holds it
