@@ -105,6 +105,17 @@ LAST_RECEIPT_BY_UNITS = """
     FROM staging.matched_units WHERE local_date <= DATE '{as_of}' GROUP BY ALL ORDER BY ALL"""
 
 
+def night_equals_fresh(landing, warehouse, as_of: str, step: str, tables) -> None:
+    """Run a night on ``warehouse``, build a fresh warehouse from the same landing, and assert
+    the tables are equal."""
+    run(landing, warehouse, as_of)
+    fresh = warehouse.with_name(f"fresh-{len(list(warehouse.parent.glob('fresh-*')))}.duckdb")
+    run(landing, fresh, as_of)
+    for table in tables:
+        sql = f"SELECT * FROM {table} ORDER BY ALL"
+        assert query(warehouse, sql).equals(query(fresh, sql)), (step, table)
+
+
 def test_matching_and_period_counts_follow_every_kind_of_change(tmp_path):
     """Night after night -- new data, an evaluation date moving forward then back, enrollments
     corrected (an end date, a patient) -- the incremental tables equal a fresh build."""
@@ -126,12 +137,7 @@ def test_matching_and_period_counts_follow_every_kind_of_change(tmp_path):
     )
 
     def night(as_of: str, step: str) -> None:
-        run(landing, warehouse, as_of)
-        fresh = tmp_path / f"fresh-{step}.duckdb"
-        run(landing, fresh, as_of)
-        for table in STEP_TABLES:
-            sql = f"SELECT * FROM {table} ORDER BY ALL"
-            assert query(warehouse, sql).equals(query(fresh, sql)), (step, table)
+        night_equals_fresh(landing, warehouse, as_of, step, STEP_TABLES)
         by_periods = query(warehouse, LAST_RECEIPT_BY_PERIODS)
         assert by_periods.height > 0
         assert by_periods.equals(query(warehouse, LAST_RECEIPT_BY_UNITS.format(as_of=as_of))), step
@@ -220,3 +226,91 @@ def test_a_period_counted_again_keeps_the_units_of_its_first_day(tmp_path):
     sql = "SELECT enrollment_id, valid_units FROM marts.patient_periods ORDER BY ALL"
     assert query(warehouse, sql).rows() == [("E1", 3), ("E2", 3)]
     assert_same(snapshot(warehouse), snapshot(fresh))
+
+
+def test_decisions_are_taken_again_for_every_kind_of_change(tmp_path):
+    """marts.patient_periods is decided again only for the periods that can have changed; night
+    after night it equals a fresh build, for each way a period's row changes without new data in
+    that period (each step fails if its case is left out of the periods decided again)."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "incremental.duckdb"
+    tables = ("marts.patient_periods",)
+    write_rows(
+        landing / "enrollments" / "1" / "e.csv",
+        [enrollment("E1", "P1", "2025-01-01"), enrollment("E2", "P2", "2025-01-01")],
+    )
+    write_rows(
+        landing / "prescriptions" / "1" / "p.csv",
+        [
+            prescription("R1", "E1", "2025-01-01", "2025-12-31"),
+            prescription("R2", "E2", "2025-02-15", "2025-12-31"),  # periods 1-2 not covered
+        ],
+    )
+    period_1 = [tx("P1", "2025-01-02 09:00", eye=eye) for eye in ("OD", "OS")]
+    period_2 = [
+        tx(patient, f"2025-02-{day:02d} 09:00", eye=eye)
+        for patient in ("P1", "P2")
+        for day in (2, 9, 16, 23)
+        for eye in ("OD", "OS")
+    ]
+    write_rows(landing / "transmissions" / "1" / "t.jsonl", period_1 + period_2)
+
+    def period(enrollment_id: str, index: int) -> tuple:
+        return query(
+            warehouse,
+            "SELECT is_closed, valid_units, has_prescription, billable, block_reason, operator_id "
+            "FROM marts.patient_periods WHERE enrollment_id = ? AND period_index = ?",
+            [enrollment_id, index],
+        ).row(0)
+
+    night_equals_fresh(landing, warehouse, "2025-03-20", "first", tables)
+    # E1: 2 of 8 units in period 1, so period 2 (8 units) is blocked (R5)
+    assert period("E1", 2)[3:5] == (False, "previous_period_insufficient")
+    assert period("E2", 1)[2:5] == (False, False, "no_prescription")
+
+    # late data for period 1 only: period 2's decision changes through its previous period
+    write_rows(
+        landing / "transmissions" / "2" / "t.jsonl",
+        [tx("P1", "2025-01-09 09:00", eye=eye) for eye in ("OD", "OS")],
+    )
+    night_equals_fresh(landing, warehouse, "2025-03-20", "late data, previous period", tables)
+    assert period("E1", 1)[1] == 4  # exactly 50 %: sufficient
+    assert period("E1", 2)[3:5] == (True, None)
+
+    # only the prescription changes: E2's first periods become covered (R7)
+    write_rows(
+        landing / "prescriptions" / "2" / "p.csv",
+        [prescription("R2", "E2", "2025-01-01", "2025-12-31")],
+    )
+    night_equals_fresh(landing, warehouse, "2025-03-20", "prescription corrected", tables)
+    assert period("E2", 1)[2:5] == (True, False, "no_data")
+
+    # only a field the period counts do not use changes: the operator
+    write_rows(
+        landing / "enrollments" / "2" / "e.csv",
+        [enrollment("E1", "P1", "2025-01-01", operator_id="OP02")],
+    )
+    night_equals_fresh(landing, warehouse, "2025-03-20", "operator corrected", tables)
+    assert period("E1", 1)[5] == "OP02"
+
+    # a later evaluation date closes period 3 (Mar 2-31, no data) and opens period 4
+    night_equals_fresh(landing, warehouse, "2025-04-10", "as_of forward", tables)
+    assert period("E1", 3)[0] is True
+    # an earlier one opens period 3 again and removes period 4
+    night_equals_fresh(landing, warehouse, "2025-03-10", "as_of back", tables)
+    assert period("E1", 3)[0] is False
+    assert query(warehouse, "SELECT count(*) AS n FROM ops.periods_pending")["n"].item() == 0
+
+
+def test_counts_rebuilt_from_scratch_decide_every_period_again(tmp_path):
+    """When the period counts are rebuilt from scratch (here: their state lost), every period is
+    decided again, not only the recent ones: a closed period's wrong row is corrected."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    base_landing(landing)
+    run(landing, warehouse, "2025-03-20")
+    sql = "SELECT valid_units FROM marts.patient_periods WHERE period_index = 1"
+    assert query(warehouse, sql)["valid_units"].to_list() == [1]
+    with writer(warehouse) as con:
+        con.execute("UPDATE marts.patient_periods SET valid_units = 99 WHERE period_index = 1")
+        con.execute("DELETE FROM ops.model_state WHERE model = 'period_units'")
+    run(landing, warehouse, "2025-03-20")
+    assert query(warehouse, sql)["valid_units"].to_list() == [1]

@@ -16,10 +16,6 @@ CREATE TABLE IF NOT EXISTS staging.daily_units (
     unit_eye VARCHAR, has_valid BOOLEAN, has_invalid BOOLEAN, transmissions BIGINT,
     last_received_at TIMESTAMPTZ
 );
-CREATE TABLE IF NOT EXISTS ops.model_state (
-    model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL
-);
-ALTER TABLE ops.model_state ADD COLUMN IF NOT EXISTS as_of DATE;
 -- daily units new or changed since 04_period_units.sql last matched them
 CREATE TABLE IF NOT EXISTS ops.units_pending (
     patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,

@@ -21,3 +21,8 @@ SELECT enrollment_id, activity_code,  -- the enrollment's other fields: staging.
     least(period_end, coalesce(end_date, period_end)) AS effective_end,
     effective_end < getvariable('as_of') AS is_closed
 FROM numbered;
+
+-- the evaluation date the periods were cut at: 05_patient_periods.sql decides again the periods
+-- that a new date can close, open, add or remove
+INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
+VALUES ('periods', 0, 'period_days:' || getvariable('period_days'), getvariable('as_of'));

@@ -10,6 +10,7 @@
 --   (patient, activity) pair matched and counted again, before and after the change;
 -- * periods holding units after the earlier of the previous and the current as_of are counted
 --   again (the only units a new evaluation date can add or remove).
+-- The periods counted again are listed in ops.periods_pending for 05_patient_periods.sql.
 -- A change of the catalog, the Paris offsets or the period length rebuilds everything.
 CREATE TABLE IF NOT EXISTS staging.matched_units (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
@@ -31,6 +32,8 @@ CREATE TABLE IF NOT EXISTS staging.period_units (
 -- a warehouse built before the last-receipt columns gets them, and a rebuild (fingerprint below)
 ALTER TABLE staging.period_units ADD COLUMN IF NOT EXISTS last_received_at TIMESTAMPTZ;
 ALTER TABLE staging.period_units ADD COLUMN IF NOT EXISTS last_local_date DATE;
+-- periods counted again since 05_patient_periods.sql last decided them
+CREATE TABLE IF NOT EXISTS ops.periods_pending (enrollment_id VARCHAR, period_index INTEGER);
 CREATE TABLE IF NOT EXISTS staging.matched_enrollments (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, start_date DATE,
     end_date DATE
@@ -47,6 +50,9 @@ DELETE FROM staging.matched_units WHERE getvariable('units_full');
 DELETE FROM staging.unmatched_units WHERE getvariable('units_full');
 DELETE FROM staging.period_units WHERE getvariable('units_full');
 DELETE FROM staging.matched_enrollments WHERE getvariable('units_full');
+-- counted again from scratch: so is every decision taken on the counts (05_patient_periods.sql)
+DELETE FROM ops.periods_pending WHERE getvariable('units_full');
+DELETE FROM ops.model_state WHERE model = 'patient_periods' AND getvariable('units_full');
 
 CREATE OR REPLACE TEMP TABLE current_enrollments AS
 SELECT enrollment_id, patient_id, activity_code, start_date, end_date FROM staging.enrollments;
@@ -109,6 +115,7 @@ dirty AS (
                              coalesce(getvariable('units_previous_as_of'), getvariable('as_of')))
 )
 SELECT * FROM dirty WHERE NOT getvariable('units_full');
+INSERT INTO ops.periods_pending SELECT enrollment_id, period_index FROM dirty_periods;
 
 -- daily units are never removed (a rebuild is the full mode), so the rows of both tables to
 -- replace are exactly those of the units matched again

@@ -1,5 +1,17 @@
 -- marts.patient_periods: one row per enrollment x 30-day period, with the decisions of
 -- R4 (completeness, data_status), R5 (billable, block_reason), R6 (reinforce, stop), R7.
+--
+-- Incremental at period grain: a night decides again only the periods whose row can change,
+-- and leaves the others as they are:
+-- * the periods counted again by 04_period_units.sql (ops.periods_pending), and the period after
+--   each (its previous period's status);
+-- * every period, before and after, of an enrollment whose fields or prescriptions changed
+--   (compared with staging.decided_enrollments and staging.decided_prescriptions, what the
+--   table was decided from);
+-- * the periods ending on or after the earlier of the evaluation date the table was decided at
+--   and the one staging.periods was cut at (periods closed, added or removed by a new date).
+-- A change of the catalog, the period length or the sufficiency threshold, or counts rebuilt
+-- from scratch, decide every period again. (New rows are appended: query with ORDER BY.)
 -- R4: exactly the threshold is sufficient ("inférieure à 50 %" is strict)
 CREATE OR REPLACE TEMP MACRO data_status(valid_units, expected_units) AS
     CASE
@@ -8,10 +20,83 @@ CREATE OR REPLACE TEMP MACRO data_status(valid_units, expected_units) AS
             THEN 'insufficient'
         ELSE 'sufficient'
     END;
-CREATE OR REPLACE TABLE marts.patient_periods AS
-WITH covered AS (  -- R7: the periods whose first day a prescription (capped) covers
+CREATE TABLE IF NOT EXISTS marts.patient_periods (
+    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
+    operator_id VARCHAR, period_index INTEGER, period_start DATE, period_end DATE,
+    effective_end DATE, is_closed BOOLEAN, expected_units INTEGER, valid_units BIGINT,
+    invalid_units BIGINT, completeness DOUBLE, data_status VARCHAR, billable BOOLEAN,
+    block_reason VARCHAR, reinforce_recommended BOOLEAN, stop_required BOOLEAN,
+    died_in_period BOOLEAN, ended_in_period BOOLEAN, has_prescription BOOLEAN, ald BOOLEAN,
+    start_date DATE, end_date DATE, end_reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS staging.decided_enrollments (
+    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
+    operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS staging.decided_prescriptions (
+    enrollment_id VARCHAR, valid_from DATE, covers_until DATE
+);
+
+-- what the decisions depend on beyond the data; `decisions-1`: the layout of the table
+SET VARIABLE decisions_fingerprint = (SELECT reference_hash FROM ref.version)
+    || ':' || getvariable('period_days') || ':' || getvariable('sufficiency_threshold')
+    || ':decisions-1';
+SET VARIABLE periods_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'periods');
+SET VARIABLE decided_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'patient_periods');
+SET VARIABLE decisions_full = getvariable('decided_as_of') IS NULL
+    OR getvariable('periods_as_of') IS NULL
+    OR getvariable('decisions_fingerprint') IS DISTINCT FROM (
+        SELECT reference_hash FROM ops.model_state WHERE model = 'patient_periods');
+
+CREATE OR REPLACE TEMP TABLE current_enrollments AS
+SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
+    end_reason, ald
+FROM staging.enrollments;
+CREATE OR REPLACE TEMP TABLE current_prescriptions AS
+SELECT enrollment_id, valid_from, covers_until FROM staging.prescriptions;
+
+-- the enrollments whose fields or prescriptions changed since the table was decided
+CREATE OR REPLACE TEMP TABLE changed_enrollments AS
+SELECT enrollment_id FROM (
+    (FROM current_enrollments EXCEPT FROM staging.decided_enrollments)
+    UNION ALL
+    (FROM staging.decided_enrollments EXCEPT FROM current_enrollments))
+UNION
+SELECT enrollment_id FROM (
+    (FROM current_prescriptions EXCEPT FROM staging.decided_prescriptions)
+    UNION ALL
+    (FROM staging.decided_prescriptions EXCEPT FROM current_prescriptions));
+
+-- the periods to decide again, by key (in full mode: none listed, every period is decided)
+CREATE OR REPLACE TEMP TABLE redecided AS
+WITH keys AS (
+    SELECT enrollment_id, period_index, effective_end FROM staging.periods
+    UNION ALL
+    SELECT enrollment_id, period_index, effective_end FROM marts.patient_periods
+),
+redecided AS (
+    SELECT enrollment_id, period_index FROM keys
+    SEMI JOIN changed_enrollments USING (enrollment_id)
+    UNION
+    SELECT enrollment_id, period_index FROM keys
+    WHERE effective_end >= least(getvariable('decided_as_of'), getvariable('periods_as_of'))
+    UNION
+    SELECT enrollment_id, period_index FROM ops.periods_pending
+    UNION
+    SELECT enrollment_id, period_index + 1 FROM ops.periods_pending
+)
+SELECT * FROM redecided WHERE NOT getvariable('decisions_full');
+
+CREATE OR REPLACE TEMP TABLE decisions AS
+WITH periods AS (  -- the periods to decide
+    SELECT * FROM staging.periods WHERE getvariable('decisions_full')
+    UNION ALL
+    SELECT p.* FROM staging.periods p SEMI JOIN redecided USING (enrollment_id, period_index)
+    WHERE NOT getvariable('decisions_full')
+),
+covered AS (  -- R7: the periods whose first day a prescription (capped) covers
     SELECT DISTINCT p.enrollment_id, p.period_index
-    FROM staging.periods p
+    FROM periods p
     JOIN staging.prescriptions rx
       ON rx.enrollment_id = p.enrollment_id
      AND p.period_start BETWEEN rx.valid_from AND rx.covers_until
@@ -28,7 +113,7 @@ measured AS (
              THEN data_status(coalesce(previous.valid_units, 0), a.expected_units)
         END AS previous_data_status,
         c.period_index IS NOT NULL AS has_prescription
-    FROM staging.periods p
+    FROM periods p
     JOIN ref.activities a USING (activity_code)
     LEFT JOIN staging.period_units u USING (enrollment_id, period_index)
     LEFT JOIN staging.period_units previous
@@ -70,5 +155,35 @@ SELECT
         AND coalesce(previous_data_status IN ('insufficient', 'no_data'), false)
         AS stop_required,
     died_in_period, ended_in_period, has_prescription, ald, start_date, end_date, end_reason
-FROM decided
-ORDER BY enrollment_id, period_index;
+FROM decided;
+
+-- Only the rows that changed are written (a night decides ~90 k periods again, about half of
+-- them unchanged): the rows of the periods decided again that changed or went away are deleted,
+-- the new and changed ones inserted.
+CREATE OR REPLACE TEMP TABLE unchanged AS
+SELECT d.enrollment_id, d.period_index
+FROM decisions d JOIN marts.patient_periods m USING (enrollment_id, period_index)
+WHERE d IS NOT DISTINCT FROM m AND NOT getvariable('decisions_full');
+DELETE FROM marts.patient_periods WHERE getvariable('decisions_full');
+DELETE FROM marts.patient_periods m
+USING (FROM redecided ANTI JOIN unchanged USING (enrollment_id, period_index)) r
+WHERE m.enrollment_id = r.enrollment_id AND m.period_index = r.period_index;
+INSERT INTO marts.patient_periods BY NAME
+SELECT d.* FROM decisions d ANTI JOIN unchanged USING (enrollment_id, period_index)
+-- the periods still open last: those the next nights decide again are then kept together
+ORDER BY NOT is_closed, enrollment_id, period_index;
+
+-- what the table was decided from
+DELETE FROM staging.decided_enrollments
+WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
+INSERT INTO staging.decided_enrollments BY NAME
+SELECT * FROM current_enrollments
+WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
+DELETE FROM staging.decided_prescriptions
+WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
+INSERT INTO staging.decided_prescriptions BY NAME
+SELECT * FROM current_prescriptions
+WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
+DELETE FROM ops.periods_pending;
+INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
+VALUES ('patient_periods', 0, getvariable('decisions_fingerprint'), getvariable('periods_as_of'));
