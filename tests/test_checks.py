@@ -98,6 +98,18 @@ def test_lines_paired_catches_an_orphan_line(broken):
     assert not outcome.passed and outcome.metadata["unpaired_periods"] > 0
 
 
+def test_lines_paired_catches_a_period_split_across_claims(broken):
+    broken.execute(
+        "UPDATE marts.billing_lines SET claim_id = claim_id || '-other' WHERE payee = 'operator'"
+    )
+    assert not checks.lines_paired(broken).passed
+
+
+def test_lines_paired_catches_a_line_without_claim(broken):
+    broken.execute("UPDATE marts.billing_lines SET claim_id = NULL WHERE payee = 'operator'")
+    assert not checks.lines_paired(broken).passed
+
+
 def test_file_active_consistency(broken):
     broken.execute(
         "UPDATE marts.file_active_monthly SET billable_patients = -1 "
