@@ -1,18 +1,42 @@
 -- staging.enrollments, staging.prescriptions: the latest version of each record (R2, R7).
 -- A re-sent enrollment with new content is a new version in raw; the last one received wins.
+--
+-- raw.* only grows, so both tables are built again only when rows were added to
+-- raw.enrollments or raw.prescriptions, or a prescription cap changed, since the last build
+-- (ops.model_state holds what they were built from); a night without such files keeps them.
+CREATE TABLE IF NOT EXISTS staging.enrollments (
+    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
+    operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS staging.prescriptions (
+    prescription_id VARCHAR, enrollment_id VARCHAR, kind VARCHAR, valid_from DATE,
+    valid_until DATE, length_days BIGINT, max_days INTEGER, covers_until DATE
+);
+-- `enrollments-1`: the layout of the two tables
+SET VARIABLE enrollments_inputs =
+    (SELECT count(*) || ':' || coalesce(max(file_id), 0) FROM raw.enrollments)
+    || '/' || (SELECT count(*) || ':' || coalesce(max(file_id), 0) FROM raw.prescriptions)
+    || '/' || getvariable('prescription_max_days') || ':' || getvariable('trial_max_days')
+    || ':enrollments-1';
+SET VARIABLE enrollments_rebuild = getvariable('enrollments_inputs') IS DISTINCT FROM (
+    SELECT reference_hash FROM ops.model_state WHERE model = 'enrollments');
 
-CREATE OR REPLACE TABLE staging.enrollments AS
+DELETE FROM staging.enrollments WHERE getvariable('enrollments_rebuild');
+INSERT INTO staging.enrollments BY NAME
 SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
        start_date, end_date, end_reason, ald
 FROM raw.enrollments
+WHERE getvariable('enrollments_rebuild')
 QUALIFY row_number() OVER (PARTITION BY enrollment_id ORDER BY file_id DESC, row_number DESC) = 1;
 
 -- R7: a prescription lasts at most prescription_max_days (a trial trial_max_days); longer ones
 -- are reported by 07_data_quality.sql and only their first days count (covers_until).
-CREATE OR REPLACE TABLE staging.prescriptions AS
+DELETE FROM staging.prescriptions WHERE getvariable('enrollments_rebuild');
+INSERT INTO staging.prescriptions BY NAME
 WITH latest AS (
     SELECT prescription_id, enrollment_id, kind, valid_from, valid_until
     FROM raw.prescriptions
+    WHERE getvariable('enrollments_rebuild')
     QUALIFY row_number() OVER (PARTITION BY prescription_id
                                ORDER BY file_id DESC, row_number DESC) = 1
 )
@@ -22,3 +46,6 @@ SELECT *,
          ELSE getvariable('prescription_max_days') END AS max_days,
     least(valid_until, valid_from + CAST(max_days AS INTEGER) - 1) AS covers_until
 FROM latest;
+
+INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash)
+VALUES ('enrollments', 0, getvariable('enrollments_inputs'));
