@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
 -- once more, then recognised by their content)
 ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS ctime_ns BIGINT;
 
--- What each incremental model was last built from (sql/observance/02-05): the last file folded
+-- What each incremental model was last built from (sql/observance/01-05): the last file folded
 -- in, a fingerprint of the reference data and parameters, the evaluation date.
 CREATE TABLE IF NOT EXISTS ops.model_state (
     model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL
