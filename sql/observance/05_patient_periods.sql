@@ -29,10 +29,8 @@ CREATE TABLE IF NOT EXISTS marts.patient_periods (
     died_in_period BOOLEAN, ended_in_period BOOLEAN, has_prescription BOOLEAN, ald BOOLEAN,
     start_date DATE, end_date DATE, end_reason VARCHAR
 );
-CREATE TABLE IF NOT EXISTS staging.decided_enrollments (
-    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
-    operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN
-);
+-- the enrollments as they were decided from (every field of staging.enrollments is used)
+CREATE TABLE IF NOT EXISTS staging.decided_enrollments AS FROM staging.enrollments LIMIT 0;
 CREATE TABLE IF NOT EXISTS staging.decided_prescriptions (
     enrollment_id VARCHAR, valid_from DATE, covers_until DATE
 );
@@ -43,24 +41,19 @@ SET VARIABLE decisions_fingerprint = (SELECT reference_hash FROM ref.version)
     || ':decisions-1';
 SET VARIABLE periods_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'periods');
 SET VARIABLE decided_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'patient_periods');
-SET VARIABLE decisions_full = getvariable('decided_as_of') IS NULL
-    OR getvariable('periods_as_of') IS NULL
+SET VARIABLE decisions_full = getvariable('periods_as_of') IS NULL
     OR getvariable('decisions_fingerprint') IS DISTINCT FROM (
         SELECT reference_hash FROM ops.model_state WHERE model = 'patient_periods');
 
-CREATE OR REPLACE TEMP TABLE current_enrollments AS
-SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
-    end_reason, ald
-FROM staging.enrollments;
 CREATE OR REPLACE TEMP TABLE current_prescriptions AS
 SELECT enrollment_id, valid_from, covers_until FROM staging.prescriptions;
 
 -- the enrollments whose fields or prescriptions changed since the table was decided
 CREATE OR REPLACE TEMP TABLE changed_enrollments AS
 SELECT enrollment_id FROM (
-    (FROM current_enrollments EXCEPT FROM staging.decided_enrollments)
+    (FROM staging.enrollments EXCEPT FROM staging.decided_enrollments)
     UNION ALL
-    (FROM staging.decided_enrollments EXCEPT FROM current_enrollments))
+    (FROM staging.decided_enrollments EXCEPT FROM staging.enrollments))
 UNION
 SELECT enrollment_id FROM (
     (FROM current_prescriptions EXCEPT FROM staging.decided_prescriptions)
@@ -177,7 +170,7 @@ ORDER BY NOT is_closed, enrollment_id, period_index;
 DELETE FROM staging.decided_enrollments
 WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
 INSERT INTO staging.decided_enrollments BY NAME
-SELECT * FROM current_enrollments
+SELECT * FROM staging.enrollments
 WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
 DELETE FROM staging.decided_prescriptions
 WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
