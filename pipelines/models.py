@@ -14,7 +14,7 @@ from datetime import date
 import duckdb
 
 from pipelines.file_active import price_semesters
-from pipelines.warehouse import row_count, run_sql, set_parameters, sql_text
+from pipelines.warehouse import pace_vacuum, row_count, run_sql, set_parameters, sql_text
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,7 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
     """Run one model's SQL as of ``as_of``; returns the row count of each table it writes and
     the model's own metadata (counts only, never patient-level values)."""
     set_parameters(con, as_of)
+    pace_vacuum(con, as_of)
     con.begin()
     try:
         run_sql(con, model.sql)

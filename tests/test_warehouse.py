@@ -4,7 +4,7 @@ fresh start after a failure or a large step."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pytest
@@ -128,3 +128,57 @@ def test_a_second_writer_in_the_same_process_fails_instead_of_waiting_forever(tm
     run.close()
     with warehouse.writer(tmp_path / "w.duckdb") as con:  # released: free again
         con.execute("SELECT 1")
+
+
+def _vacuum_setting(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT current_setting('max_vacuum_tasks')").fetchall()[0][0]
+
+
+def test_vacuum_runs_on_one_evaluation_date_a_week(tmp_path):
+    with warehouse.writer(tmp_path / "w.duckdb") as con:
+        assert warehouse.pace_vacuum(con, date(2025, 3, 1))  # no bookkeeping table yet
+        warehouse.run_sql(con, "ingest/schema")
+        start = date(2025, 3, 3)
+        decisions = {
+            day: warehouse.pace_vacuum(con, date(2025, 3, day)) for day in (3, 3, 4, 9, 10, 11, 5)
+        }
+        assert decisions == {3: True, 4: False, 9: False, 10: True, 11: False, 5: False}
+        assert _vacuum_setting(con) == 0  # the last one (an earlier date) turned it off
+        assert warehouse.pace_vacuum(con, date(2025, 3, 10))  # the vacuum date again: all its runs
+        assert _vacuum_setting(con) > 0
+        last = con.execute("SELECT as_of FROM ops.model_state WHERE model = 'vacuum'").fetchall()
+        assert last == [(start + timedelta(days=warehouse.VACUUM_EVERY_DAYS),)]
+
+
+def _vacuums_at_checkpoint(con: duckdb.DuckDBPyConnection, vacuum: bool) -> int:
+    """Row groups half emptied by deletes, a few rows appended, then a checkpoint: how many
+    merges of row groups (vacuums) DuckDB's checkpoint log shows."""
+    con.execute("CREATE OR REPLACE TABLE staging.thinned AS SELECT range AS x FROM range(400000)")
+    con.execute("CHECKPOINT")
+    con.execute("DELETE FROM staging.thinned WHERE x % 2 = 0")
+    con.execute("INSERT INTO staging.thinned SELECT range FROM range(1000)")
+    con.execute("RESET max_vacuum_tasks" if vacuum else "SET max_vacuum_tasks = 0")
+    con.execute("CALL truncate_duckdb_logs()")
+    con.execute("CHECKPOINT")
+    return con.execute(
+        "SELECT count(*) FROM duckdb_logs WHERE type = 'Checkpoint' AND message LIKE '%vacuum%'"
+    ).fetchall()[0][0]
+
+
+def test_without_vacuum_a_checkpoint_merges_no_row_group(tmp_path):
+    """What pace_vacuum relies on: max_vacuum_tasks = 0 stops DuckDB rewriting row groups
+    thinned by deletes at a checkpoint, and the default lets it merge them."""
+    with warehouse.writer(tmp_path / "w.duckdb") as con:
+        con.execute("CALL enable_logging(level = 'debug')")
+        assert _vacuums_at_checkpoint(con, vacuum=False) == 0
+        assert _vacuums_at_checkpoint(con, vacuum=True) > 0
+
+
+def test_a_run_records_its_vacuum_date_and_the_next_day_keeps_it(tmp_path):
+    landing = tmp_path / "landing"
+    generate_landing(landing, patients=5, months=1, seed=3, end_date=date(2025, 3, 31))
+    for as_of in ("2025-04-01", "2025-04-02"):
+        run(landing, tmp_path / "w.duckdb", as_of)
+        with reader(tmp_path / "w.duckdb") as con:
+            recorded = con.execute("SELECT as_of FROM ops.model_state WHERE model = 'vacuum'")
+            assert recorded.fetchall() == [(date(2025, 4, 1),)]
