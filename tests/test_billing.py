@@ -328,3 +328,31 @@ def test_export_csv_and_parquet(warehouse, tmp_path):
     assert frame["date_of_care"].max() <= date(2025, 1, 31)
     with pytest.raises(ValueError, match="payee"):
         export_lines(warehouse, "patient", date(2025, 1, 1), date(2025, 2, 1), tmp_path / "x.csv")
+
+
+def test_a_frozen_claim_is_neither_repriced_nor_held_when_its_tariff_disappears(
+    tmp_path, monkeypatch
+):
+    """P1-P6 are frozen in one claim. The tariff tables then lose every amount (the schedule
+    moved seven years later): the frozen lines stay as they were and are not listed as waiting for a
+    tariff; only P7, closed since, waits."""
+    catalog = catalog_copy(tmp_path, monkeypatch)
+    landing = one_enrollment_landing(
+        tmp_path / "landing",
+        enrollment("E7", "P7", "2025-01-01", activity_code="HEART_FAILURE", ald=True),
+        daily("P7", "2025-01-01", range(0, 225)),
+    )
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, "2025-07-15")
+    frozen = lines(warehouse).drop("frozen_at")
+    assert frozen["claim_status"].to_list() == ["ready"] * 12
+    assert frozen["period_index"].unique().to_list() == [1, 2, 3, 4, 5, 6]
+
+    schedule = pl.read_csv(catalog / "tariff_schedule.csv", infer_schema=False)
+    schedule.with_columns(
+        pl.col("effective_from", "effective_until").str.to_date().dt.offset_by("7y")
+    ).write_csv(catalog / "tariff_schedule.csv")
+    run(landing, warehouse, "2025-08-15")
+    assert lines(warehouse).drop("frozen_at").equals(frozen)
+    held = query(warehouse, "SELECT period_index, reason FROM marts.billing_held").rows()
+    assert held == [(7, "waiting_for_tariff")]
