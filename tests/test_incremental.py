@@ -85,6 +85,7 @@ def test_a_catalog_change_rebuilds(tmp_path, monkeypatch):
 
 
 STEP_TABLES = (
+    "staging.matched_enrollments",  # what the next night compares the enrollments with
     "staging.matched_units",
     "staging.unmatched_units",
     "staging.period_units",

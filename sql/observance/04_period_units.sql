@@ -170,8 +170,12 @@ SELECT enrollment_id, period_index,
 FROM units
 GROUP BY ALL;
 
-DELETE FROM staging.matched_enrollments;
-INSERT INTO staging.matched_enrollments SELECT * FROM current_enrollments;
+-- the enrollments the tables now stand for: only the rows of changed enrollments are replaced
+DELETE FROM staging.matched_enrollments
+WHERE enrollment_id IN (SELECT enrollment_id FROM changed_enrollments);
+INSERT INTO staging.matched_enrollments
+SELECT * FROM current_enrollments
+WHERE enrollment_id IN (SELECT enrollment_id FROM changed_enrollments);
 DELETE FROM ops.units_pending;
 INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
 VALUES ('period_units', 0, getvariable('units_fingerprint'), getvariable('as_of'));
