@@ -37,9 +37,9 @@ KEEP_OPEN_BELOW_RSS_BYTES = 1536 << 20
 # DuckDB's vacuum: when it checkpoints a table whose row groups deletes have thinned, it merges
 # them into fewer row groups, writing their rows again. The incremental models delete and insert
 # rows every night, so every night's checkpoints rewrote a few hundred thousand rows (at B1,
-# 0.4 M rows of marts.billing_lines alone; 0.3-0.5 s of a 4.5-5 s night). The models' runs
-# vacuum on one evaluation date every VACUUM_EVERY_DAYS (every run with that date); in between
-# deleted rows keep their place in the row groups, and are skipped by scans.
+# 0.4 M rows of marts.billing_lines alone; 0.3-0.5 s of a 4.5-5 s night). Vacuuming is off by
+# default (configure); the models turn it on for one evaluation date every VACUUM_EVERY_DAYS
+# (pace_vacuum). In between, deleted rows keep their place in the row groups, skipped by scans.
 VACUUM_EVERY_DAYS = 7
 
 
@@ -50,6 +50,8 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
     # Tables are never read in insertion order (every model sorts what it needs): letting DuckDB
     # write in any order makes large inserts markedly faster.
     con.execute("SET preserve_insertion_order = false")
+    # no vacuum unless pace_vacuum says this evaluation date is a vacuum date
+    con.execute("SET max_vacuum_tasks = 0")
 
 
 # the writer locks this process holds: taking one twice would wait for itself forever
@@ -102,8 +104,9 @@ class RunConnection:
     is open, readers in other processes wait (up to READ_ONLY_RETRY_SECONDS).
 
     Other session state does carry over: ``SET VARIABLE`` values, settings and temporary
-    macros. Every model sets the variables it reads (``set_parameters``), only ``configure``
-    changes settings, and a macro is created (``CREATE OR REPLACE``) by the SQL that uses it.
+    macros. Every model sets the variables it reads (``set_parameters``) and whether to vacuum
+    (``pace_vacuum``), only ``configure`` changes other settings, and a macro is created
+    (``CREATE OR REPLACE``) by the SQL that uses it.
     """
 
     def __init__(self, warehouse: Path) -> None:
@@ -216,13 +219,19 @@ def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
 
 def pace_vacuum(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
-    """Let this connection's checkpoints vacuum when the run's evaluation date is a vacuum date
-    (the first one, or VACUUM_EVERY_DAYS or more after the last, kept in ops.model_state under
-    'vacuum'); else turn vacuuming off. Returns whether it is on."""
+    """Let the warehouse's checkpoints vacuum (the setting is global to the open database) when
+    the run's evaluation date is a vacuum date, else turn vacuuming off; returns whether it is
+    on. The last vacuum date is kept in ops.model_state under 'vacuum'. A date is a vacuum date
+    when there is none yet, when it is that date (every run of it vacuums: a re-run, each step
+    under the multiprocess executor), VACUUM_EVERY_DAYS or more after it, or before it (a
+    backfill, or a mistyped date in the future, does not stop vacuuming for long)."""
     if not table_exists(con, "ops.model_state"):  # a new warehouse: nothing to pace yet
+        con.execute("RESET max_vacuum_tasks")
         return True
     last = scalar(con, "SELECT as_of FROM ops.model_state WHERE model = 'vacuum'")
-    due = last is None or as_of == last or (as_of - last).days >= VACUUM_EVERY_DAYS
+    due = last is None or not 0 < (as_of - last).days < VACUUM_EVERY_DAYS
+    # recorded outside the model's transaction: kept even if the model fails, which is harmless
+    # since every run with that date vacuums
     if due and as_of != last:
         con.execute(
             "INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of) "

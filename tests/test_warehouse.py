@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from dagster_project.runner import materialize_all
-from pipelines import warehouse
+from pipelines import models, warehouse
 from pipelines.config import Settings
 from pipelines.generate import generate_landing
 from pipelines.warehouse import RunConnection, reader
@@ -139,14 +139,21 @@ def test_vacuum_runs_on_one_evaluation_date_a_week(tmp_path):
         assert warehouse.pace_vacuum(con, date(2025, 3, 1))  # no bookkeeping table yet
         warehouse.run_sql(con, "ingest/schema")
         start = date(2025, 3, 3)
-        days = (3, 3, 4, 9, 10, 11, 5)  # the first date, a re-run, six days on, seven, back
+        # the first date and a re-run of it; one and six days later; seven days later (the new
+        # vacuum date) and the day after
+        days = (3, 3, 4, 9, 10, 11)
         decisions = [warehouse.pace_vacuum(con, date(2025, 3, day)) for day in days]
-        assert decisions == [True, True, False, False, True, False, False]
-        assert _vacuum_setting(con) == 0  # the last one (an earlier date) turned it off
+        assert decisions == [True, True, False, False, True, False]
+        assert _vacuum_setting(con) == 0  # the last one turned it off
         assert warehouse.pace_vacuum(con, date(2025, 3, 10))  # the vacuum date again: all its runs
         assert _vacuum_setting(con) > 0
         last = con.execute("SELECT as_of FROM ops.model_state WHERE model = 'vacuum'").fetchall()
         assert last == [(start + timedelta(days=warehouse.VACUUM_EVERY_DAYS),)]
+        # a date before the last vacuum date (a backfill, or after a mistyped future date)
+        # vacuums and becomes the vacuum date, so the week counts from it
+        assert warehouse.pace_vacuum(con, date(2025, 3, 5))
+        assert not warehouse.pace_vacuum(con, date(2025, 3, 11))
+        assert warehouse.pace_vacuum(con, date(2025, 3, 12))
 
 
 def _vacuums_at_checkpoint(con: duckdb.DuckDBPyConnection, vacuum: bool) -> int:
@@ -173,11 +180,27 @@ def test_without_vacuum_a_checkpoint_merges_no_row_group(tmp_path):
         assert _vacuums_at_checkpoint(con, vacuum=True) > 0
 
 
-def test_a_run_records_its_vacuum_date_and_the_next_day_keeps_it(tmp_path):
+def test_a_run_vacuums_on_its_first_date_and_not_the_next_day(tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     generate_landing(landing, patients=5, months=1, seed=3, end_date=date(2025, 3, 31))
-    for as_of in ("2025-04-01", "2025-04-02"):
+    decided = []
+
+    def spied(con, as_of):
+        decided.append(warehouse.pace_vacuum(con, as_of))
+        return decided[-1]
+
+    monkeypatch.setattr(models, "pace_vacuum", spied)
+    for as_of, vacuum in (("2025-04-01", True), ("2025-04-02", False)):
+        decided.clear()
         run(landing, tmp_path / "w.duckdb", as_of)
+        assert len(decided) == len(models.MODELS)  # every model decided, the same way
+        assert set(decided) == {vacuum}
         with reader(tmp_path / "w.duckdb") as con:
             recorded = con.execute("SELECT as_of FROM ops.model_state WHERE model = 'vacuum'")
             assert recorded.fetchall() == [(date(2025, 4, 1),)]
+
+
+def test_vacuum_is_off_on_a_new_connection(tmp_path):
+    """Ingestion, which does not pace it, never vacuums what earlier nights left."""
+    with warehouse.writer(tmp_path / "w.duckdb") as con:
+        assert _vacuum_setting(con) == 0
