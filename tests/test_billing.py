@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -39,6 +40,21 @@ def daily(patient: str, start: str, days: range) -> list:
         tx(patient, f"{begin + timedelta(days=d)} 08:00", activity_code="HEART_FAILURE")
         for d in days
     ]
+
+
+def heart_failure_run(
+    tmp_path: Path, number: str, start: str, days: int, as_of: str, ald: bool = False
+) -> tuple[Path, Path]:
+    """One heart-failure enrollment (E<number>, patient P<number>) measured every day of its
+    first ``days`` days, run as of ``as_of``: its landing folder and warehouse."""
+    landing = one_enrollment_landing(
+        tmp_path / "landing",
+        enrollment(f"E{number}", f"P{number}", start, activity_code="HEART_FAILURE", ald=ald),
+        daily(f"P{number}", start, range(0, days)),
+    )
+    warehouse = tmp_path / "wh.duckdb"
+    run(landing, warehouse, as_of)
+    return landing, warehouse
 
 
 def landing_for(root, until_day: int):
@@ -255,13 +271,7 @@ def test_a_late_prescription_bills_the_gap_in_a_claim_of_its_own(tmp_path):
 def test_a_schedule_starting_mid_semester_prices_the_periods_it_covers(tmp_path):
     """The base rates start on 2023-07-01, inside the semester Apr..Sep 2023: periods starting
     before wait for a tariff, the ones from July on are billed at the base rate."""
-    landing = one_enrollment_landing(
-        tmp_path / "landing",
-        enrollment("E6", "P6", "2023-04-02", activity_code="HEART_FAILURE", ald=True),
-        daily("P6", "2023-04-02", range(0, 180)),
-    )
-    warehouse = tmp_path / "wh.duckdb"
-    run(landing, warehouse, "2023-10-15")
+    _, warehouse = heart_failure_run(tmp_path, "6", "2023-04-02", 180, "2023-10-15", ald=True)
     # P1 Apr 2, P2 May 2, P3 Jun 1: before the schedule; P4 Jul 1, P5 Jul 31, P6 Aug 30: in it
     held = query(warehouse, "SELECT period_index, detail FROM marts.billing_held ORDER BY 1")
     assert held["period_index"].to_list() == [1, 2, 3]
@@ -289,13 +299,7 @@ def test_amo_split_uses_exact_cents(tmp_path, monkeypatch):
         floor=pl.when(pl.col("tier") == "organisational").then(pl.lit("20.83")).otherwise("floor"),
     )
     schedule.write_csv(catalog / "tariff_schedule.csv")
-    landing = one_enrollment_landing(
-        tmp_path / "landing",
-        enrollment("E9", "P9", "2025-01-01", activity_code="HEART_FAILURE"),
-        daily("P9", "2025-01-01", range(0, 30)),
-    )
-    warehouse = tmp_path / "wh.duckdb"
-    run(landing, warehouse, "2025-02-15")
+    _, warehouse = heart_failure_run(tmp_path, "9", "2025-01-01", 30, "2025-02-15")
     row = lines(warehouse, "payee = 'exploitant'").row(0, named=True)
     assert (row["amount"], row["amo_amount"], row["patient_amount"]) == (
         D("45.83"),
@@ -337,13 +341,7 @@ def test_a_frozen_claim_is_neither_repriced_nor_held_when_its_tariff_disappears(
     moved seven years later): the frozen lines stay as they were and are not listed as waiting for a
     tariff; only P7, closed since, waits."""
     catalog = catalog_copy(tmp_path, monkeypatch)
-    landing = one_enrollment_landing(
-        tmp_path / "landing",
-        enrollment("E7", "P7", "2025-01-01", activity_code="HEART_FAILURE", ald=True),
-        daily("P7", "2025-01-01", range(0, 225)),
-    )
-    warehouse = tmp_path / "wh.duckdb"
-    run(landing, warehouse, "2025-07-15")
+    landing, warehouse = heart_failure_run(tmp_path, "7", "2025-01-01", 225, "2025-07-15", ald=True)
     frozen = lines(warehouse).drop("frozen_at")
     assert frozen["claim_status"].to_list() == ["ready"] * 12
     assert frozen["period_index"].unique().sort().to_list() == [1, 2, 3, 4, 5, 6]
