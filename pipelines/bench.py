@@ -32,6 +32,9 @@ import polars as pl
 from pipelines.warehouse import configure
 
 GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
+# the rules stage the issue names: the R4–R7 decisions per period (its inputs, the daily units
+# and their match to periods, are the rest of the observance group)
+RULES_STEP = "marts__patient_periods"
 NIGHT_SUFFIX = "-night"  # arrival folders added by the benchmark
 B1 = {"patients": 100_000, "months": 12}
 
@@ -41,6 +44,8 @@ class RunTiming:
     startup_s: float
     stages_s: dict[str, float]
     peak_rss_mb: float
+    # each step (asset or check) of the runs, as Dagster timed it, e.g. `marts__patient_periods`
+    steps_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_s(self) -> float:
@@ -89,13 +94,16 @@ def _pattern(landing: Path, fmt: str) -> str:
 
 
 def floor(landing: Path, fmt: str) -> tuple[float, int]:
-    """Seconds for a plain scan of the raw files: count and distinct patients."""
+    """Seconds for a plain scan of the raw files: count and distinct patients.
+
+    JSON lines are read with the columns DuckDB detects: naming only ``patient_id`` (as the
+    benchmark did until 2026-11-24) makes ``read_json`` skip every other key of every object,
+    seven times slower (34.5 s instead of 4.8 s on B1), a floor far too high."""
     con = duckdb.connect()
     source = (
         f"read_parquet('{_pattern(landing, fmt)}')"
         if fmt == "parquet"
-        else f"read_json('{_pattern(landing, fmt)}', format = 'newline_delimited', "
-        "columns = {patient_id: 'VARCHAR'})"
+        else f"read_json('{_pattern(landing, fmt)}', format = 'newline_delimited')"
     )
     started = time.perf_counter()
     rows, _ = con.execute(f"SELECT count(*), count(DISTINCT patient_id) FROM {source}").fetchall()[
@@ -152,14 +160,17 @@ def _child(landing: str, warehouse: str, as_of: str, mode: str) -> None:
     settings = Settings(Path(landing), Path(warehouse), date.fromisoformat(as_of))
     instance = new_instance()
     startup = time.perf_counter() - started
-    stages = {}
+    stages, steps = {}, {}
     for group in GROUPS if mode == "groups" else ("whole graph",):
         begin = time.perf_counter()
         selection = dg.AssetSelection.groups(group) if mode == "groups" else None
-        materialize_all(settings, selection=selection, instance=instance)
+        result = materialize_all(settings, selection=selection, instance=instance)
         stages[group] = round(time.perf_counter() - begin, 3)
+        for event in result.get_step_success_events():
+            steps[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 3)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"startup_s": round(startup, 3), "stages_s": stages, "peak_rss_mb": peak}))
+    timing = {"startup_s": round(startup, 3), "stages_s": stages, "peak_rss_mb": peak}
+    print(json.dumps(timing | {"steps_s": steps}))
 
 
 def run_bench(
@@ -290,6 +301,9 @@ def report_lines(results: list[FormatResult]) -> list[str]:
         lines.append(_row(r, "start-up (imports, definitions, Dagster instance)", r.full.startup_s))
         for group, seconds in r.full.stages_s.items():
             lines.append(_row(r, group, seconds, rate=group == "ingest"))
+            if group == "observance" and RULES_STEP in r.full.steps_s:
+                rules = r.full.steps_s[RULES_STEP]
+                lines.append(_row(r, "… of which the rules: `marts.patient_periods`", rules))
         lines.append(_row(r, "**full run**", r.full.total_s, rate=True))
         night = sum(r.incremental.stages_s.values())
         lines.append(
@@ -302,6 +316,20 @@ def report_lines(results: list[FormatResult]) -> list[str]:
             f"| {r.fmt} | peak RSS full / incremental | "
             f"{r.full.peak_rss_mb:,.0f} / {r.incremental.peak_rss_mb:,.0f} MB | | |"
         )
+    return lines + _step_lines(results)
+
+
+def _step_lines(results: list[FormatResult], shown: int = 12) -> list[str]:
+    """Where the time goes: the slowest steps of each full run, with the same step's night."""
+    lines = []
+    for r in results:
+        slowest = sorted(r.full.steps_s.items(), key=lambda item: -item[1])[:shown]
+        if not slowest:
+            continue
+        lines += ["", f"| {r.fmt}: step | full run (s) | night (s) |", "|---|---|---|"]
+        for step, seconds in slowest:
+            night = r.incremental.steps_s.get(step)
+            lines.append(f"| {step} | {seconds:.2f} | {'' if night is None else f'{night:.2f}'} |")
     return lines
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipelines.bench import GROUPS, report_lines, run_bench, run_out_of_core
+from pipelines.bench import GROUPS, RULES_STEP, report_lines, run_bench, run_out_of_core
 from tests.helpers import query
 
 
@@ -27,6 +27,19 @@ def test_bench_smoke(bench):
     assert saved[0]["fmt"] == "parquet"
     table = "\n".join(report_lines(results))
     assert "incremental night" in table and "× floor" in table
+
+
+def test_bench_times_every_step_and_names_the_rules_stage(bench):
+    """Each asset's own time is kept (from Dagster's step events), for the full run and the
+    night, and the table shows the rules stage (`marts.patient_periods`) inside the observance
+    group."""
+    _, (result,) = bench
+    assert RULES_STEP in result.full.steps_s and RULES_STEP in result.incremental.steps_s
+    assert "raw__transmissions" in result.full.steps_s
+    assert 0 < result.full.steps_s[RULES_STEP] <= result.full.stages_s["observance"]
+    table = "\n".join(report_lines([result]))
+    assert "the rules: `marts.patient_periods`" in table
+    assert f"| {RULES_STEP} |" in table
 
 
 def test_the_night_brings_new_transmissions(bench):
