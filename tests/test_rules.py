@@ -192,6 +192,16 @@ p = scenario("S21", "2025-01-01")
 TX += eye_tests(p, "2025-01-01", [1, 8])
 OTHER_EXPLOITANT_TX += eye_tests(p, "2025-01-01", [1, 8], exploitant_id="EXP02")
 
+# S22 every day of period 1, both eyes: 60 units, the last (day 30, OS) too; under a second
+# exploitant, one eye of the 30th day and of the 31st (period 2's first): still 60 and 2 units;
+# an invalid test of day 30's OS beside its valid one leaves it valid.
+p = scenario("S22", "2025-01-01")
+TX += eye_tests(p, "2025-01-01", list(range(30))) + eye_tests(p, "2025-01-01", [30])
+OTHER_EXPLOITANT_TX += eye_tests(p, "2025-01-01", [29, 30], eyes=("OS",), exploitant_id="EXP02")
+OTHER_EXPLOITANT_TX += [
+    tx(p, "2025-01-30 11:00", eye="OS", exploitant_id="EXP02", distance_cm=90.0)  # invalid
+]
+
 # Unmatched: a patient with no enrollment, and an enrolled patient before the start date.
 TX += eye_tests("PNOBODY", "2025-01-01", [1, 2])
 TX += [tx("PS15", "2025-09-01 10:00", eye="OD")]
@@ -254,6 +264,13 @@ def test_r2_enrollment_end_bounds_periods(periods):
 def test_r3_a_unit_sent_by_two_exploitants_counts_once(periods):
     assert column(periods, "S21", "valid_units")[0] == 4
     assert column(periods, "S21", "completeness")[0] == 0.5
+
+
+def test_r3_every_day_and_eye_of_a_period_is_its_own_unit(periods):
+    """60 distinct units in one period (each a bit of the period's mask: the last day's last eye
+    is the highest); the tests of the next period's first day count there."""
+    assert column(periods, "S22", "valid_units")[:2] == [60, 2]
+    assert column(periods, "S22", "invalid_units")[:2] == [0, 0]
 
 
 def test_r3_r4_exactly_half_is_sufficient(periods):

@@ -132,7 +132,11 @@ INSERT INTO staging.unmatched_units BY NAME
 SELECT * EXCLUDE (enrollment_id, period_index) FROM dirty_matches WHERE enrollment_id IS NULL;
 
 -- A unit counts for a period only up to its effective end (R2) and never after as_of. A unit is
--- (day, eye): the same test sent under two exploitants is still one unit (R3).
+-- (day, eye): the same test sent under two exploitants is still one unit (R3). Each unit is one
+-- bit of the period's 128-bit mask, (day - period start) * 3 + eye; OR-ing the masks of the
+-- period's rows and counting the bits counts each unit once, however many exploitants sent it,
+-- in one aggregation per period instead of a first one per unit (11 M groups on B1, ~1.4 s).
+-- Bits 0..126 hold periods of up to 42 days; a longer period_days stops the run.
 DELETE FROM staging.period_units u USING dirty_periods d
 WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
 -- the earliest first day of the periods to count again (their units are all on or after it):
@@ -150,25 +154,34 @@ WITH counted AS (  -- full mode: every matched unit; else those of the periods t
     WHERE NOT getvariable('units_full') AND u.local_date >= getvariable('dirty_from')
 ),
 units AS (
-    SELECT u.enrollment_id, u.period_index, u.local_date, u.unit_eye,
-        bool_or(u.has_valid) AS has_valid,
-        bool_or(u.has_invalid) AS has_invalid,
-        sum(u.transmissions) AS transmissions,
-        max(coalesce(u.last_received_at, CAST(u.local_date AS TIMESTAMPTZ))) AS last_received_at
+    SELECT u.enrollment_id, u.period_index, u.local_date, u.has_valid, u.has_invalid,
+        u.transmissions, coalesce(u.last_received_at, CAST(u.local_date AS TIMESTAMPTZ)) AS received,
+        CAST(1 AS HUGEINT) << CAST((u.local_date - p.period_start) * 3 + CASE u.unit_eye
+            WHEN '' THEN 0 WHEN 'OD' THEN 1 WHEN 'OS' THEN 2
+            ELSE error('unit_eye is neither empty, OD nor OS: ' || u.unit_eye) END AS INTEGER)
+            AS unit_bit
     FROM staging.periods p
     JOIN counted u USING (enrollment_id, period_index)
     WHERE u.local_date <= p.effective_end
       AND u.local_date <= getvariable('as_of')
+      AND (getvariable('period_days') <= 42
+           OR error('period_days above 42 does not fit the unit masks of 04_period_units.sql'))
+),
+masks AS (
+    SELECT enrollment_id, period_index,
+        coalesce(bit_or(unit_bit) FILTER (WHERE has_valid), 0) AS valid_mask,
+        coalesce(bit_or(unit_bit) FILTER (WHERE has_invalid), 0) AS invalid_mask,
+        sum(transmissions) AS transmissions,
+        max(received) AS last_received_at,
+        max(local_date) AS last_local_date
+    FROM units
     GROUP BY ALL
 )
 SELECT enrollment_id, period_index,
-    count(*) FILTER (WHERE has_valid) AS valid_units,
-    count(*) FILTER (WHERE has_invalid AND NOT has_valid) AS invalid_units,
-    sum(transmissions) AS transmissions,
-    max(last_received_at) AS last_received_at,
-    max(local_date) AS last_local_date
-FROM units
-GROUP BY ALL;
+    bit_count(valid_mask) AS valid_units,
+    bit_count(invalid_mask & ~valid_mask) AS invalid_units,  -- units with no valid test
+    transmissions, last_received_at, last_local_date
+FROM masks;
 
 -- the enrollments the tables now stand for: only the rows of changed enrollments are replaced
 DELETE FROM staging.matched_enrollments
