@@ -6,11 +6,15 @@ worked out by hand in the comments, not computed by the code under test.
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 
+import duckdb
 import polars as pl
 import pytest
 
+from pipelines import config
+from pipelines.warehouse import run_sql, set_parameters, writer
 from tests.helpers import enrollment, prescription, query, run, tx, write_rows
 
 AS_OF = "2025-12-01"
@@ -271,6 +275,31 @@ def test_r3_every_day_and_eye_of_a_period_is_its_own_unit(periods):
     is the highest); the tests of the next period's first day count there."""
     assert column(periods, "S22", "valid_units")[:2] == [60, 2]
     assert column(periods, "S22", "invalid_units")[:2] == [0, 0]
+
+
+def test_r2_a_period_too_long_for_the_unit_masks_stops_the_count(warehouse, tmp_path, monkeypatch):
+    """Units are bits of a 128-bit mask per period (04_period_units.sql): 42-day periods fit
+    (S22's first one then holds its 31 days of both eyes: 62 units), 43 days would overflow, so
+    the count refuses them instead of miscounting."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    with writer(copy) as con:
+        for days in (42, 43):
+            monkeypatch.setattr(config, "PERIOD_DAYS", days)
+            set_parameters(con, date.fromisoformat(AS_OF))
+            con.begin()
+            run_sql(con, "observance/03_periods")
+            if days == 42:
+                run_sql(con, "observance/04_period_units")
+                units = con.sql(
+                    "SELECT valid_units FROM staging.period_units "
+                    "WHERE enrollment_id = 'S22' AND period_index = 1"
+                ).fetchall()
+                assert units == [(62,)]
+            else:
+                with pytest.raises(duckdb.Error, match="above 42"):
+                    run_sql(con, "observance/04_period_units")
+            con.rollback()
 
 
 def test_r3_r4_exactly_half_is_sufficient(periods):
