@@ -136,7 +136,8 @@ SELECT * EXCLUDE (enrollment_id, period_index) FROM dirty_matches WHERE enrollme
 -- bit of the period's 128-bit mask, (day - period start) * 3 + eye; OR-ing the masks of the
 -- period's rows and counting the bits counts each unit once, however many exploitants sent it,
 -- in one aggregation per period instead of a first one per unit (11 M groups on B1, ~1.4 s).
--- Bits 0..126 hold periods of up to 42 days; a longer period_days stops the run.
+-- A 42-day period uses bits 0..125; a longer period_days stops the run (bit 126 is the last a
+-- HUGEINT shift allows).
 DELETE FROM staging.period_units u USING dirty_periods d
 WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
 -- the earliest first day of the periods to count again (their units are all on or after it):
@@ -158,7 +159,8 @@ units AS (
         u.transmissions, coalesce(u.last_received_at, CAST(u.local_date AS TIMESTAMPTZ)) AS received,
         CAST(1 AS HUGEINT) << CAST((u.local_date - p.period_start) * 3 + CASE u.unit_eye
             WHEN '' THEN 0 WHEN 'OD' THEN 1 WHEN 'OS' THEN 2
-            ELSE error('unit_eye is neither empty, OD nor OS: ' || u.unit_eye) END AS INTEGER)
+            ELSE error('unit_eye is neither empty, OD nor OS: ' || coalesce(u.unit_eye, 'null'))
+            END AS INTEGER)
             AS unit_bit
     FROM staging.periods p
     JOIN counted u USING (enrollment_id, period_index)
