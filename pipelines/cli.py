@@ -169,6 +169,9 @@ def bench(
     patients: Annotated[int, typer.Option(help="Enrollments (B1: 100 000)")] = 100_000,
     months: Annotated[int, typer.Option(help="Months of history (B1: 12)")] = 12,
     formats: Annotated[str, typer.Option(help="Comma-separated: parquet,jsonl")] = "parquet,jsonl",
+    nights: Annotated[
+        int, typer.Option(help="Runs of the incremental night, from the same state (median)")
+    ] = 3,
     out_of_core: Annotated[
         int,
         typer.Option(help="Instead: one whole run on N copies of the Parquet data (10: 300 M)"),
@@ -186,7 +189,7 @@ def bench(
         )
         return
     with console.status(f"Benchmark: {patients:,} enrollments over {months} months ..."):
-        results = run_bench(work, tuple(formats.split(",")), patients, months)
+        results = run_bench(work, tuple(formats.split(",")), patients, months, nights_run=nights)
     for line in report_lines(results):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"Results: {(work / 'results.json').resolve()}")

@@ -29,6 +29,15 @@ def test_bench_smoke(bench):
     assert "incremental night" in table and "× floor" in table
 
 
+def test_the_night_is_run_three_times_from_the_same_state_and_the_median_kept(bench):
+    """Each night loads the same new rows (the copies start from the full run's warehouse), and
+    the night reported is the middle one of the three."""
+    _, (result,) = bench
+    assert len(result.nights_s) == 3
+    assert sum(result.incremental.stages_s.values()) == pytest.approx(sorted(result.nights_s)[1])
+    assert "median of 3" in "\n".join(report_lines([result]))
+
+
 def test_bench_times_every_step_and_names_the_rules_stage(bench):
     """Each asset's own time is kept (from Dagster's step events), for the full run and the
     night, and the table shows the rules stage (`marts.patient_periods`) inside the observance
