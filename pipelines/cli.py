@@ -170,7 +170,8 @@ def bench(
     months: Annotated[int, typer.Option(help="Months of history (B1: 12)")] = 12,
     formats: Annotated[str, typer.Option(help="Comma-separated: parquet,jsonl")] = "parquet,jsonl",
     nights: Annotated[
-        int, typer.Option(help="Runs of the incremental night, from the same state (median)")
+        int,
+        typer.Option(min=1, help="Runs of the incremental night, from the same state (median)"),
     ] = 3,
     out_of_core: Annotated[
         int,
