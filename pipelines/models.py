@@ -14,7 +14,14 @@ from datetime import date
 import duckdb
 
 from pipelines.file_active import price_semesters
-from pipelines.warehouse import pace_vacuum, row_count, run_sql, set_parameters, sql_text
+from pipelines.warehouse import (
+    drop_table_become_view,
+    pace_vacuum,
+    row_count,
+    run_sql,
+    set_parameters,
+    sql_text,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,9 @@ class Model:
     then: Callable[[duckdb.DuckDBPyConnection], None] | None = None
     # sql/metadata/<name>.sql: one row whose columns are shown with each materialization
     metadata_sql: str | None = None
+    # the written relations the SQL creates as views (a table an earlier version left under that
+    # name is dropped first, in the same transaction)
+    views: tuple[str, ...] = ()
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -137,6 +147,7 @@ MODELS: tuple[Model, ...] = (
         ("staging.current_problems",),
         "reporting",
         also_writes=("ops.alert_history",),
+        views=("marts.alerts",),
         description="Alerts for care teams and exploitants, kept across runs (first seen, last "
         "seen, resolved).",
         metadata_sql="metadata/alerts",
@@ -153,6 +164,8 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
     pace_vacuum(con, as_of)
     con.begin()
     try:
+        for view in model.views:
+            drop_table_become_view(con, view)
         run_sql(con, model.sql)
         if model.then is not None:
             model.then(con)

@@ -249,14 +249,30 @@ def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = Non
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, table = qualified.split(".")
+    """Whether ``schema.name`` is a table or a view of the warehouse."""
+    schema, name = qualified.split(".")
     return bool(
         scalar(
             con,
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [schema, table],
+            "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM duckdb_tables() "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal) "
+            "WHERE schema_name = ? AND name = ?",
+            [schema, name],
         )
     )
+
+
+def drop_table_become_view(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
+    """Drop the table ``schema.name`` if there is one: an earlier version kept as a table what
+    is now a view (DuckDB cannot replace a table by a view, nor drop "a table or a view")."""
+    schema, name = qualified.split(".")
+    found = scalar(
+        con,
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, name],
+    )
+    if found:
+        con.execute(f"DROP TABLE {schema}.{name}")
 
 
 def row_count(con: duckdb.DuckDBPyConnection, qualified: str) -> int:

@@ -6,7 +6,9 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from pipelines.warehouse import reader, row_count, writer
 from tests.helpers import enrollment, paris, prescription, query, run, tx, write_rows
 
 
@@ -232,3 +234,28 @@ def test_a_problem_back_on_the_same_evaluation_date_is_open_again(tmp_path):
     assert prescribe("a", "2025-06-25") == ["open"]
     assert prescribe("b", "2025-12-31") == ["resolved"]
     assert prescribe("c", "2025-06-24") == ["open"]  # (c.csv with a.csv's bytes would be skipped)
+
+
+def test_alerts_are_a_view_of_the_history_even_where_an_earlier_version_left_a_table(tmp_path):
+    """marts.alerts is a view over ops.alert_history (never rewritten as the history grows). A
+    warehouse where an earlier version kept it as a table gets the view on the next run, with
+    the same alerts; and it is counted like a table (row_count, the run summary)."""
+    root = tmp_path / "landing"
+    first_landing(root)
+    warehouse = tmp_path / "warehouse.duckdb"
+    run(root, warehouse, "2025-06-10")
+    before = alerts(warehouse)
+    with writer(warehouse) as con:
+        con.execute("DROP VIEW marts.alerts")
+        con.execute("CREATE TABLE marts.alerts AS SELECT * FROM ops.alert_history")
+    run(root, warehouse, "2025-06-10")
+    kinds = query(
+        warehouse,
+        "SELECT (SELECT count(*) FROM duckdb_views() WHERE schema_name = 'marts' "
+        "AND view_name = 'alerts') AS views, (SELECT count(*) FROM duckdb_tables() "
+        "WHERE schema_name = 'marts' AND table_name = 'alerts') AS tables",
+    ).row(0)
+    assert kinds == (1, 0)
+    assert_frame_equal(alerts(warehouse), before)
+    with reader(warehouse) as con:
+        assert row_count(con, "marts.alerts") == before.height > 0
