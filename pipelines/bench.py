@@ -239,6 +239,7 @@ def _nights(landing: Path, warehouse: Path, as_of: date, runs: int) -> list[RunT
         os.sync()
         timings.append(_timed_run(landing, copy, as_of, by_group=False))
         _remove_warehouse(copy)
+        copy.with_name(copy.name + ".lock").unlink(missing_ok=True)  # its writer lock file
         os.sync()
     timings.append(_timed_run(landing, warehouse, as_of, by_group=False))
     return timings

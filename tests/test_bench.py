@@ -32,8 +32,9 @@ def test_bench_smoke(bench):
 def test_the_night_is_run_three_times_from_the_same_state_and_the_median_kept(bench):
     """Each night loads the same new rows (the copies start from the full run's warehouse), and
     the night reported is the middle one of the three."""
-    _, (result,) = bench
+    work, (result,) = bench
     assert len(result.nights_s) == 3
+    assert not list(work.glob("*night-copy*"))  # the copies and their lock files are gone
     assert sum(result.incremental.stages_s.values()) == pytest.approx(sorted(result.nights_s)[1])
     assert "median of 3" in "\n".join(report_lines([result]))
 
