@@ -248,31 +248,28 @@ def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = Non
     return rows[0][0] if rows else None
 
 
+def _relation_kind(con: duckdb.DuckDBPyConnection, qualified: str) -> str | None:
+    """'table' or 'view' for ``schema.name`` in the warehouse, None when there is neither."""
+    schema, name = qualified.split(".")
+    rows = con.execute(
+        "SELECT 'table' FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2 "
+        "UNION ALL SELECT 'view' FROM duckdb_views() "
+        "WHERE NOT internal AND schema_name = $1 AND view_name = $2",
+        [schema, name],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     """Whether ``schema.name`` is a table or a view of the warehouse."""
-    schema, name = qualified.split(".")
-    return bool(
-        scalar(
-            con,
-            "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM duckdb_tables() "
-            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal) "
-            "WHERE schema_name = ? AND name = ?",
-            [schema, name],
-        )
-    )
+    return _relation_kind(con, qualified) is not None
 
 
 def drop_table_become_view(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
     """Drop the table ``schema.name`` if there is one: an earlier version kept as a table what
     is now a view (DuckDB cannot replace a table by a view, nor drop "a table or a view")."""
-    schema, name = qualified.split(".")
-    found = scalar(
-        con,
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-        [schema, name],
-    )
-    if found:
-        con.execute(f"DROP TABLE {schema}.{name}")
+    if _relation_kind(con, qualified) == "table":
+        con.execute(f"DROP TABLE {qualified}")
 
 
 def row_count(con: duckdb.DuckDBPyConnection, qualified: str) -> int:
