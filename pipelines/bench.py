@@ -5,6 +5,8 @@ folder), then, in a fresh process each time so that start-up and peak memory are
 honestly:
 
 * the **floor**: a plain DuckDB scan of the same raw files (row count and distinct patients);
+* the **storage floor**: the same rows written as they are into a table of ``raw.transmissions``'
+  columns, with no validation and no de-duplication: what any ingestion into that table pays;
 * a **full run** through the Dagster asset graph, group by group (ingest, observance,
   file_active, billing, reporting), with rows/s for ingestion and each stage as a multiple of
   the floor, and the process's peak RSS;
@@ -73,6 +75,7 @@ class FormatResult:
     # every night's time beyond start-up, in the order run (the last on the warehouse itself)
     nights_s: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    storage_floor_s: float = 0.0  # storage_floor(): the rows written into raw.transmissions' table
 
 
 def _landing(work: Path, fmt: str, patients: int, months: int, end: date) -> tuple[Path, float]:
@@ -112,6 +115,7 @@ def floor(landing: Path, fmt: str) -> tuple[float, int]:
     ``patient_id`` (as the benchmark did until 2026-11-24) makes ``read_json`` skip every other
     key of every object, 26 s warm instead of 4-6 s, a floor far too high."""
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     source = (
         f"read_parquet('{_pattern(landing, fmt)}')"
         if fmt == "parquet"
@@ -122,6 +126,60 @@ def floor(landing: Path, fmt: str) -> tuple[float, int]:
     started = time.perf_counter()
     rows, _ = con.execute(query).fetchall()[0]
     return time.perf_counter() - started, rows
+
+
+def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
+    """Seconds for DuckDB to write the raw files' rows into a new warehouse's
+    ``raw.transmissions`` (sql/ingest/schema.sql), fields cast to their types, with the two hashes
+    the table keeps, and checkpoint them: no validation, no de-duplication, no reconciliation.
+
+    The full run's ingestion cannot be faster than this while ``raw.transmissions`` is a DuckDB
+    table holding every validated row (the contract's raw layer). JSON lines carry no row
+    numbers (``read_json`` gives none), so they are stored as 0: a little less to write.
+    Returns the seconds and the rows written."""
+    from pipelines.contract import FIELDS
+    from pipelines.warehouse import run_sql
+
+    _remove_warehouse(scratch)
+    con = duckdb.connect(str(scratch))
+    try:
+        configure(con)
+        con.execute("SET enable_progress_bar = false")
+        con.execute("CREATE SCHEMA raw; CREATE SCHEMA ops")
+        run_sql(con, "ingest/schema")
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'raw' AND table_name = 'transmissions'"
+            ).fetchall()
+        )
+        fields = FIELDS["transmissions"]
+        typed = ", ".join(f"CAST({name} AS {types[name]}) AS {name}" for name in fields)
+        if fmt == "parquet":
+            scan = (
+                f"read_parquet('{_pattern(landing, fmt)}', filename = true, file_row_number = true)"
+            )
+            row_number = "file_row_number + 1"
+        else:
+            scan = (
+                f"read_json('{_pattern(landing, fmt)}', format = 'newline_delimited', "
+                "filename = true)"
+            )
+            row_number = "0"
+        started = time.perf_counter()
+        con.execute(
+            "INSERT INTO raw.transmissions BY NAME "
+            "SELECT * EXCLUDE (filename), hash(exploitant_id, transmission_id) AS key_hash, "
+            f"hash({', '.join(fields[2:])}) AS payload_hash, 0 AS file_id, "
+            "filename AS source_file "
+            f"FROM (SELECT {typed}, filename, {row_number} AS row_number FROM {scan})"
+        )
+        con.execute("CHECKPOINT")
+        seconds = time.perf_counter() - started
+        return seconds, con.execute("SELECT count(*) FROM raw.transmissions").fetchall()[0][0]
+    finally:
+        con.close()
+        _remove_warehouse(scratch)
 
 
 def add_one_night(landing: Path, fmt: str) -> int:
@@ -199,6 +257,9 @@ def run_bench(
         landing, generate_s = _landing(work, fmt, patients, months, end)
         remove_nights(landing)  # before the floor: it scans the year only, like the full run
         floor_s, rows = floor(landing, fmt)
+        storage_s, stored = storage_floor(landing, fmt, work / f"{fmt}-storage-floor.duckdb")
+        if stored != rows:
+            raise RuntimeError(f"the storage floor wrote {stored:,} rows of {rows:,}")
         warehouse = work / f"{fmt}-{patients}-{months}.duckdb"
         _remove_warehouse(warehouse)
         full = _timed_run(landing, warehouse, end + timedelta(days=1), by_group=True)
@@ -216,6 +277,7 @@ def run_bench(
                 sorted(nights, key=lambda night: night.beyond_startup_s)[len(nights) // 2],
                 night_rows,
                 [round(night.beyond_startup_s, 3) for night in nights],
+                storage_floor_s=round(storage_s, 3),
             )
         )
     saved = work / "results.json"  # one entry per format, the latest measurement of each
@@ -334,6 +396,14 @@ def report_lines(results: list[FormatResult]) -> list[str]:
     lines = ["| format | stage | seconds | rows/s | × floor |", "|---|---|---|---|---|"]
     for r in results:
         lines.append(_row(r, f"floor: plain scan of {r.transmissions:,} rows", r.floor_s))
+        lines.append(
+            _row(
+                r,
+                "storage floor: the rows written as they are into `raw.transmissions`",
+                r.storage_floor_s,
+                rate=True,
+            )
+        )
         lines.append(_row(r, "start-up (imports, definitions, Dagster instance)", r.full.startup_s))
         for group, seconds in r.full.stages_s.items():
             lines.append(_row(r, group, seconds, rate=group == "ingest"))

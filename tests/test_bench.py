@@ -22,11 +22,26 @@ def test_bench_smoke(bench):
     (result,) = results
     assert result.transmissions > 0 and result.incremental_rows > 0
     assert set(result.full.stages_s) == set(GROUPS)
-    assert result.full.peak_rss_mb > 0 and result.floor_s > 0
+    assert result.full.peak_rss_mb > 0 and result.floor_s > 0 and result.storage_floor_s > 0
     saved = json.loads((work / "results.json").read_text())
     assert saved[0]["fmt"] == "parquet"
     table = "\n".join(report_lines(results))
     assert "incremental night" in table and "× floor" in table
+    assert "storage floor: the rows written as they are into `raw.transmissions`" in table
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_the_storage_floor_writes_every_row_into_a_raw_transmissions_table(tmp_path, fmt):
+    """The storage floor stores the landing rows as they are, in the warehouse's own table
+    definition, and leaves no file behind."""
+    from pipelines.bench import floor, storage_floor
+    from pipelines.generate import generate_landing
+
+    landing = tmp_path / "landing"
+    generate_landing(landing, patients=5, months=1, seed=3, formats=fmt, dirt=False)
+    seconds, stored = storage_floor(landing, fmt, tmp_path / "scratch.duckdb")
+    assert seconds > 0 and stored == floor(landing, fmt)[1] > 0
+    assert not list(tmp_path.glob("scratch*"))
 
 
 def test_the_night_is_run_three_times_from_the_same_state_and_the_median_kept(bench):
