@@ -95,3 +95,18 @@ def test_out_of_core_run_on_copies(bench):
     ).row(0)
     assert counts == (result["transmissions"], 3 * single[0])
     assert result["peak_rss_mb"] > 0 and result["seconds"] > 0
+
+
+def test_a_child_s_peak_memory_is_its_own_not_its_parent_s():
+    """The benchmark runs each measured run in a child process and reports that child's peak
+    RSS: memory the parent held when it started the child must not count."""
+    import subprocess
+    import sys
+
+    held = bytearray(400 * 2**20)  # 400 MiB, touched
+    for offset in range(0, len(held), 4096):
+        held[offset] = 1
+    code = "from pipelines.bench import peak_rss_mb; print(peak_rss_mb())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 0 < float(done.stdout) < 300
+    assert len(held) == 400 * 2**20
