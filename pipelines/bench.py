@@ -138,6 +138,7 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
     numbers (``read_json`` gives none), so they are stored as 0: a little less to write.
     Returns the seconds and the rows written."""
     from pipelines.contract import FIELDS
+    from pipelines.ingest import DEDUP
     from pipelines.warehouse import run_sql
 
     _remove_warehouse(scratch)
@@ -154,6 +155,8 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
             ).fetchall()
         )
         fields = FIELDS["transmissions"]
+        key = DEDUP["transmissions"][0]  # the de-duplication key; the payload is the rest
+        payload = [name for name in fields if name not in key]
         typed = ", ".join(f"CAST({name} AS {types[name]}) AS {name}" for name in fields)
         if fmt == "parquet":
             scan = (
@@ -169,8 +172,8 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
         started = time.perf_counter()
         con.execute(
             "INSERT INTO raw.transmissions BY NAME "
-            "SELECT * EXCLUDE (filename), hash(exploitant_id, transmission_id) AS key_hash, "
-            f"hash({', '.join(fields[2:])}) AS payload_hash, 0 AS file_id, "
+            f"SELECT * EXCLUDE (filename), hash({', '.join(key)}) AS key_hash, "
+            f"hash({', '.join(payload)}) AS payload_hash, 0 AS file_id, "
             "filename AS source_file "
             f"FROM (SELECT {typed}, filename, {row_number} AS row_number FROM {scan})"
         )
