@@ -37,7 +37,7 @@ def warehouse_path() -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
-def query(sql: str, params: list | None = None) -> pl.DataFrame:
+def query(sql: str, params: list | dict | None = None) -> pl.DataFrame:
     """Run one query on a fresh read-only connection; the result is fetched whole as a polars
     frame and the connection closed at once (an open connection, even read-only, would stop the
     nightly run from writing the warehouse)."""

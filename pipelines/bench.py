@@ -43,6 +43,9 @@ RULES_STEP = "marts__patient_periods"
 NIGHTS = 3
 NIGHT_SUFFIX = "-night"  # arrival folders added by the benchmark
 B1 = {"patients": 100_000, "months": 12}
+# Share of the diabetes enrollments on a continuous glucose sensor (a reading every 5 minutes)
+# in the benchmark's landing: about one diabetes patient in twenty, ~1 000 at B1.
+BENCH_CGM_SHARE = 0.05
 
 
 @dataclass
@@ -78,11 +81,13 @@ class FormatResult:
     storage_floor_s: float = 0.0  # storage_floor(): the rows written into raw.transmissions' table
 
 
-def _landing(work: Path, fmt: str, patients: int, months: int, end: date) -> tuple[Path, float]:
+def _landing(
+    work: Path, fmt: str, patients: int, months: int, end: date, cgm_share: float
+) -> tuple[Path, float]:
     """The cached landing folder of one format (generated once per parameters)."""
     from pipelines.generate import generate_landing
 
-    root = work / f"{fmt}-{patients}-{months}-{end}"
+    root = work / f"{fmt}-{patients}-{months}-{end}-cgm{cgm_share:g}"
     marker = root / "generated.json"
     if marker.exists():
         return root / "landing", json.loads(marker.read_text())["seconds"]
@@ -95,6 +100,7 @@ def _landing(work: Path, fmt: str, patients: int, months: int, end: date) -> tup
         end_date=end,
         formats=fmt,
         dirt=False,
+        cgm_share=cgm_share,
     )
     seconds = time.perf_counter() - started
     marker.write_text(json.dumps({"seconds": seconds}))
@@ -267,11 +273,12 @@ def run_bench(
     months: int = B1["months"],
     end: date = date(2025, 11, 30),
     nights_run: int = NIGHTS,
+    cgm_share: float = BENCH_CGM_SHARE,
 ) -> list[FormatResult]:
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for fmt in formats:
-        landing, generate_s = _landing(work, fmt, patients, months, end)
+        landing, generate_s = _landing(work, fmt, patients, months, end, cgm_share)
         remove_nights(landing)  # before the floor: it scans the year only, like the full run
         floor_s, rows = floor(landing, fmt)
         storage_s, stored = storage_floor(landing, fmt, work / f"{fmt}-storage-floor.duckdb")
@@ -371,13 +378,14 @@ def run_out_of_core(
     patients: int = B1["patients"],
     months: int = B1["months"],
     end: date = date(2025, 11, 30),
+    cgm_share: float = BENCH_CGM_SHARE,
 ) -> dict[str, float]:
     """The whole graph once on ``copies`` x the Parquet benchmark, in a fresh process: seconds,
     peak RSS and the warehouse size (the DuckDB memory limit makes it spill to disk), with the
     plain-scan floor of the same files."""
-    source, _ = _landing(work, "parquet", patients, months, end)
+    source, _ = _landing(work, "parquet", patients, months, end, cgm_share)
     remove_nights(source)
-    root = work / f"parquet-{patients}-{months}-x{copies}"
+    root = work / f"parquet-{patients}-{months}-cgm{cgm_share:g}-x{copies}"
     landing, warehouse = root / "landing", root / "warehouse.duckdb"
     if not landing.exists():
         replicate_landing(source, landing, copies)

@@ -13,6 +13,8 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from pipelines import config
+from pipelines.bench import BENCH_CGM_SHARE
+from pipelines.generate import DEFAULT_CGM_SHARE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -84,6 +86,15 @@ def generate(
     ] = None,
     formats: Annotated[str, typer.Option(help="mixed | jsonl | parquet | csv")] = "mixed",
     clean: Annotated[bool, typer.Option("--clean", help="No dirty rows")] = False,
+    cgm_share: Annotated[
+        float,
+        typer.Option(
+            "--cgm-share",
+            min=0.0,
+            max=1.0,
+            help="Share of diabetes enrollments on a continuous sensor (288 readings a day)",
+        ),
+    ] = DEFAULT_CGM_SHARE,
 ) -> None:
     """Write a synthetic landing folder (deterministic by --seed)."""
     from pipelines.generate import generate_landing
@@ -97,10 +108,13 @@ def generate(
             end_date=date.fromisoformat(end_date) if end_date else None,
             formats=formats,
             dirt=not clean,
+            cgm_share=cgm_share,
         )
     table = Table(title=f"Synthetic landing data in {out}", show_header=False)
     for name in ("enrollments", "prescriptions", "transmissions", "files"):
         table.add_row(name, f"{getattr(summary, name):,}")
+    for profile, count in summary.profiles.items():
+        table.add_row(f"  profile: {profile}", f"{count:,}")
     for kind, count in sorted(summary.dirty_rows.items()):
         table.add_row(f"  dirty: {kind}", f"{count:,}")
     console.print(table)
@@ -177,20 +191,36 @@ def bench(
         int,
         typer.Option(help="Instead: one whole run on N copies of the Parquet data (10: 300 M)"),
     ] = 0,
+    cgm_share: Annotated[
+        float,
+        typer.Option(
+            "--cgm-share",
+            min=0.0,
+            max=1.0,
+            help="Share of diabetes enrollments on a continuous sensor",
+        ),
+    ] = BENCH_CGM_SHARE,
 ) -> None:
     """Benchmark B1 stage by stage against a plain-scan floor (a measurement, not a test)."""
     from pipelines.bench import report_lines, run_bench, run_out_of_core
 
     if out_of_core:
         with console.status(f"Out-of-core run: {out_of_core} x {patients:,} enrollments ..."):
-            result = run_out_of_core(work, out_of_core, patients, months)
+            result = run_out_of_core(work, out_of_core, patients, months, cgm_share=cgm_share)
         console.print(
             f"{result['transmissions']:,} transmissions: whole graph in {result['seconds']} s, "
             f"peak RSS {result['peak_rss_mb']:,} MB, warehouse {result['warehouse_mb']:,} MB"
         )
         return
     with console.status(f"Benchmark: {patients:,} enrollments over {months} months ..."):
-        results = run_bench(work, tuple(formats.split(",")), patients, months, nights_run=nights)
+        results = run_bench(
+            work,
+            tuple(formats.split(",")),
+            patients,
+            months,
+            nights_run=nights,
+            cgm_share=cgm_share,
+        )
     for line in report_lines(results):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"Results: {(work / 'results.json').resolve()}")

@@ -30,8 +30,7 @@ DEFAULT_REPORT = DEFAULT_WAREHOUSE.parent / REPORT_NAME
 LOCAL_TIMEZONE = "Europe/Paris"
 PARIS = ZoneInfo(LOCAL_TIMEZONE)
 
-# R2 — a billing period lasts this many days, date to date (GUIDE §5/§7). At most 42: a period's
-# units are counted as bits of a 128-bit mask (sql/observance/04_period_units.sql).
+# R2 — a billing period lasts this many days, date to date (GUIDE §5/§7).
 PERIOD_DAYS = 30
 # R4 — a period is insufficient when completeness is strictly below this share.
 SUFFICIENCY_THRESHOLD = 0.5

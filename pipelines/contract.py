@@ -31,10 +31,17 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "end_date",
         "end_reason",
         "ald",
+        "monitoring_profile",  # optional (rules.md R3)
+        "sessions_per_week",  # optional, hemodialysis (rules.md R3)
     ),
     "prescriptions": ("prescription_id", "enrollment_id", "kind", "valid_from", "valid_until"),
 }
 KINDS = tuple(FIELDS)
+
+# Measure types sent under an older name, read as their current one (docs/contract.md).
+MEASURE_TYPE_ALIASES: dict[str, str] = {"glucose": "glucose_sensor"}
+# R3: a hemodialysis enrollment's sessions a week, when sent, is a whole number in this range.
+SESSIONS_PER_WEEK_RANGE = (1, 7)
 
 # File name endings read in the landing folder, and the reader each one uses.
 FORMATS: dict[str, str] = {

@@ -7,8 +7,10 @@ late starter, dropping out, stopped, deceased, transferred) so that every rule o
 ``shared/domain/rules.md`` has data to act on, and ``dirt=True`` adds the data-quality faults the
 ingestion must catch (duplicates, malformed records, missing fields, naive timestamps, ...).
 
-Activities, measure types and calibration bounds come from the catalog; how often each measure
-type is sent and what its values look like is generator realism, kept in ``MEASURE_MODELS``.
+Activities, monitoring profiles, measure types and calibration bounds come from the catalog; how
+often each measure type is sent under each profile and what its values look like is generator
+realism, kept in ``SEND_MODELS`` and ``PROFILE_SHARES``. A share of the diabetes patients wear a
+continuous sensor (a reading every 5 minutes: ``cgm_share``), where the volume really comes from.
 
 Everything is drawn from one ``numpy.random.default_rng(seed)`` in a fixed order, so the same
 arguments give byte-identical files. The work is vectorised over enrollment-days and rows; loops
@@ -26,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.catalog import activity_measures, load_activities
+from pipelines.catalog import (
+    DEFAULT_PROFILE,
+    activity_measures,
+    counting_measures,
+    load_activities,
+    load_counting_rules,
+)
 from pipelines.config import LOCAL_TIMEZONE, today_paris
 from pipelines.contract import FIELDS
 
@@ -135,29 +143,130 @@ class MeasureModel:
     high: float = 1e6
     decimals: int = 1
     unit: str | None = None
+    per_day: int = 0  # > 0: a reading every 24 h / per_day all day long (continuous sensor)
+    session_days: bool = False  # sent on the enrollment's dialysis days only (sessions_per_week)
 
 
-MEASURE_MODELS: dict[str, MeasureModel] = {
-    "visual_acuity": MeasureModel(1.0, 0.03, 0, 0.6, 0.2, 0.08, 0.05, 1.2, 2, "decimal"),
-    "amsler_grid": MeasureModel(0.8, 0, 0, 0.3, 1.0, 0.5, 0, 20, 0, "distorted_areas"),
-    "questionnaire": MeasureModel(1.0, 0, 28, 70, 12, 6, 0, 100, 0, "score"),
-    "weight": MeasureModel(0.95, 0, 0, 78, 15, 0.6, 35, 200, 1, "kg"),
-    "blood_pressure": MeasureModel(0.85, 0.2, 0, 132, 14, 8, 70, 230, 0, "mmHg"),
-    "heart_rate": MeasureModel(0.85, 0.2, 0, 72, 9, 6, 35, 180, 0, "bpm"),
-    "symptoms": MeasureModel(0.3, 0, 0, 2, 1.5, 1, 0, 10, 0, "score"),
-    "creatinine": MeasureModel(0.12, 0, 0, 300, 120, 30, 40, 1500, 0, "umol/L"),
-    "glucose": MeasureModel(0.95, 1.5, 0, 1.45, 0.3, 0.45, 0.4, 4.5, 2, "g/L"),
-    "insulin_dose": MeasureModel(0.9, 0.8, 0, 18, 8, 3, 1, 100, 0, "U"),
-    "spo2": MeasureModel(0.95, 0.5, 0, 93, 2.5, 1.5, 70, 100, 0, "%"),
-    "ventilation_hours": MeasureModel(0.8, 0, 0, 6.5, 1.8, 1.2, 0, 14, 1, "h"),
-    "oxygen_hours": MeasureModel(0.6, 0, 0, 14, 4, 2, 0, 24, 1, "h"),
-    "device_report": MeasureModel(1.0, mean=None),
+# What each line's devices send, per monitoring profile ("LINE/profile"; "LINE" for the line
+# without a profile): generator realism, not rules. A line or profile of the catalog not listed
+# sends its counted measure types every day (and its other types now and then).
+_GLUCOSE = {"mean": 1.45, "sd_patient": 0.3, "sd_day": 0.45, "low": 0.4, "high": 4.5}
+_INSULIN = MeasureModel(0.9, 0.8, 0, 18, 8, 3, 1, 100, 0, "U")
+_DIABETES = {
+    # flash: scanned 1 + Poisson(4.5) times a day (a sixth of the days under the minimum of 4)
+    "sensor": {
+        "glucose_sensor": MeasureModel(0.97, 4.5, decimals=2, unit="g/L", **_GLUCOSE),
+        "insulin_dose": _INSULIN,
+    },
+    "sensor_cgm": {  # a continuous sensor: a reading every 5 minutes
+        "glucose_sensor": MeasureModel(0.97, per_day=288, decimals=2, unit="g/L", **_GLUCOSE),
+        "insulin_dose": _INSULIN,
+    },
+    "capillary_one_injection": {
+        "glucose_capillary": MeasureModel(0.95, 1.6, decimals=2, unit="g/L", **_GLUCOSE),
+        "insulin_dose": MeasureModel(0.9, 0, 0, 22, 8, 3, 1, 100, 0, "U"),
+    },
+    "capillary_multi_injection": {
+        "glucose_capillary": MeasureModel(0.95, 4.2, decimals=2, unit="g/L", **_GLUCOSE),
+        "insulin_dose": MeasureModel(0.9, 2.5, 0, 8, 4, 2, 1, 60, 0, "U"),
+    },
+    "": {
+        "glucose_capillary": MeasureModel(0.95, 3.0, decimals=2, unit="g/L", **_GLUCOSE),
+        "insulin_dose": _INSULIN,
+    },
 }
+_RESPIRATORY = {
+    "ventilation_hours": MeasureModel(0.9, 0, 0, 6.5, 1.8, 1.2, 0, 14, 1, "h"),
+    "oxygen_hours": MeasureModel(0.9, 0, 0, 14, 4, 2, 0, 24, 1, "h"),
+    "spo2": MeasureModel(0.7, 0.5, 0, 93, 2.5, 1.5, 70, 100, 0, "%"),
+}
+_PRESSURE = MeasureModel(0.85, 0.2, 0, 132, 14, 8, 70, 230, 0, "mmHg")
+_WEIGHT = MeasureModel(0.93, 0, 0, 78, 15, 0.6, 35, 200, 1, "kg")  # some days skipped
+_CREATININE = MeasureModel(0.12, 0, 0, 300, 120, 30, 40, 1500, 0, "umol/L")
+SEND_MODELS: dict[str, dict[str, MeasureModel]] = {
+    "ODYSIGHT": {
+        "visual_acuity": MeasureModel(1.0, 0.03, 0, 0.6, 0.2, 0.08, 0.05, 1.2, 2, "decimal"),
+        "amsler_grid": MeasureModel(0.8, 0, 0, 0.3, 1.0, 0.5, 0, 20, 0, "distorted_areas"),
+        "questionnaire": MeasureModel(1.0, 0, 28, 70, 12, 6, 0, 100, 0, "score"),
+    },
+    "HEART_FAILURE": {
+        "weight": _WEIGHT,
+        "blood_pressure": _PRESSURE,
+        "heart_rate": MeasureModel(0.85, 0.2, 0, 72, 9, 6, 35, 180, 0, "bpm"),
+        "symptoms": MeasureModel(0.3, 0, 0, 2, 1.5, 1, 0, 10, 0, "score"),
+    },
+    **{
+        f"{line}/{p}": sent
+        for line in ("DIABETES", "GESTATIONAL_DIABETES")
+        for p, sent in _DIABETES.items()
+        if p
+    },
+    "DIABETES": _DIABETES[""],
+    "GESTATIONAL_DIABETES": _DIABETES[""],
+    "RESPIRATORY_FAILURE/ventilation": {k: _RESPIRATORY[k] for k in ("ventilation_hours", "spo2")},
+    "RESPIRATORY_FAILURE/oxygen": {k: _RESPIRATORY[k] for k in ("oxygen_hours", "spo2")},
+    "RESPIRATORY_FAILURE": {k: _RESPIRATORY[k] for k in ("ventilation_hours", "spo2")},
+    "RENAL_FAILURE/hemodialysis": {  # recorded at each session
+        "dialysis_session": MeasureModel(
+            0.97, 0, 0, 4.0, 0.3, 0.2, 2.5, 6, 1, "h", session_days=True
+        ),
+        "weight": MeasureModel(0.95, 1.0, 0, 72, 14, 0.8, 35, 200, 1, "kg", session_days=True),
+        "blood_pressure": MeasureModel(
+            0.9, 2.0, 0, 138, 16, 10, 70, 230, 0, "mmHg", session_days=True
+        ),
+    },
+    "RENAL_FAILURE/peritoneal_dialysis": {
+        "weight": _WEIGHT,
+        "ultrafiltration": MeasureModel(0.9, 0, 0, 1200, 350, 250, 0, 4000, 0, "mL"),
+        "blood_pressure": _PRESSURE,
+    },
+    **{
+        f"RENAL_FAILURE/{p}": {"blood_pressure": _PRESSURE, "creatinine": _CREATININE}
+        for p in ("transplant", "ckd_stage_4_5")
+    },
+    "RENAL_FAILURE": {"blood_pressure": _PRESSURE, "creatinine": _CREATININE},
+    "CARDIAC_IMPLANT": {"device_report": MeasureModel(1.0, mean=None)},
+}
+# Share of each line's enrollments per monitoring profile (rules.md R3); '' sends none (the
+# line's default counting row, a missing_monitoring_profile finding). A line not listed, or a
+# profile of the catalog not listed, gets an equal share of what is left.
+PROFILE_SHARES: dict[str, dict[str, float]] = {
+    "DIABETES": {
+        "sensor": 0.55,
+        "capillary_one_injection": 0.12,
+        "capillary_multi_injection": 0.28,
+        "": 0.05,
+    },
+    "GESTATIONAL_DIABETES": {
+        "capillary_multi_injection": 0.45,
+        "capillary_one_injection": 0.25,
+        "sensor": 0.25,
+        "": 0.05,
+    },
+    "RESPIRATORY_FAILURE": {"ventilation": 0.5, "oxygen": 0.45, "": 0.05},
+    "RENAL_FAILURE": {
+        "hemodialysis": 0.45,
+        "peritoneal_dialysis": 0.15,
+        "transplant": 0.25,
+        "ckd_stage_4_5": 0.1,
+        "": 0.05,
+    },
+}
+# Continuous glucose sensors: a variant of the `sensor` profile; its share of the enrollments
+# of every line with a `sensor` profile is the generator's cgm_share (taken from the others).
+CGM_VARIANT = "sensor_cgm"
+CGM_PROFILE = "sensor"
+DEFAULT_CGM_SHARE = 0.02
+CGM_PARTIAL_DAY_SHARE = 0.1  # days the sensor is changed or lost for part of the day
+# Hemodialysis: sessions a week, and the share of enrollments that send the field.
+SESSIONS_PER_WEEK_SHARES = {2: 0.05, 3: 0.8, 4: 0.15}
+SESSIONS_SENT_SHARE = 0.85
+SESSIONS_PER_WEEK_DEFAULT = 3  # what a patient without the field does (rules.md R3 default)
 
 
-def measure_model(measure_type: str, counted: bool) -> MeasureModel:
-    """The usage model of a measure type; a type new to the catalog gets a plain default."""
-    return MEASURE_MODELS.get(measure_type) or MeasureModel(prob=0.8 if counted else 0.2)
+def send_models(activity: str, profile: str) -> dict[str, MeasureModel] | None:
+    """What a line's devices send under a profile (a generator variant such as CGM_VARIANT)."""
+    return SEND_MODELS.get(f"{activity}/{profile}" if profile else activity)
 
 
 @dataclass
@@ -170,7 +279,8 @@ class GenerationSummary:
     ``enrollment_end_before_start``, ``prescription_too_long``). ``calibration_out_of_range``
     counts rows without any other fault (duplicate copies excluded) whose ``distance_cm`` or
     ``ambient_lux`` lies outside the catalog bounds: valid rows, invalid tests (R3).
-    ``behaviours`` counts the enrollments per behaviour (transfer follow-ups are ``adherent``).
+    ``behaviours`` counts the enrollments per behaviour (transfer follow-ups are ``adherent``);
+    ``profiles`` per ``LINE/profile`` drawn (``-``: none sent; ``sensor_cgm``: continuous sensor).
     """
 
     enrollments: int
@@ -179,6 +289,7 @@ class GenerationSummary:
     files: int
     dirty_rows: dict[str, int]
     behaviours: dict[str, int] = field(default_factory=dict)
+    profiles: dict[str, int] = field(default_factory=dict)
 
 
 # ================================================================================================
@@ -195,28 +306,33 @@ def generate_landing(
     formats: str = "mixed",
     dirt: bool = True,
     exploitants: int = 4,
+    cgm_share: float = DEFAULT_CGM_SHARE,
 ) -> GenerationSummary:
     """Write a synthetic landing folder under ``out`` and say what was written.
 
     The data covers ``months`` calendar months up to ``end_date`` (default: today in Paris).
     ``formats`` is ``mixed`` (one format per exploitant: JSONL, gzipped JSONL, CSV, Parquet in
     turn) or one of ``jsonl``, ``jsonl.gz``, ``csv``, ``parquet`` for every transmission file.
+    ``cgm_share`` is the share of the enrollments of lines with a ``sensor`` profile (diabetes)
+    on a continuous sensor, 288 readings a day (at least one enrollment when above 0).
     """
     if patients < 1 or months < 1 or exploitants < 1:
         raise ValueError("patients, months and exploitants must be positive")
+    if not 0 <= cgm_share <= 1:
+        raise ValueError(f"cgm_share must be between 0 and 1, not {cgm_share}")
     if formats != "mixed" and formats not in FORMAT_CYCLE:
         raise ValueError(f"formats must be 'mixed' or one of {FORMAT_CYCLE}, not {formats!r}")
     out = Path(out)
     end_date = end_date or today_paris()
     rng = np.random.default_rng(seed)
     span = _Span(_minus_months(end_date, months), end_date)
-    catalog = _Catalog.load()
+    catalog = _Catalog.load(cgm_share)
     companies = _exploitants(exploitants, len(catalog.codes), formats)
     cohort = _cohort(rng, patients, span, catalog, companies)
     dirty: dict[str, int] = dict.fromkeys(DIRT_SHARES, 0)
 
     files, dirty["enrollment_duplicate"], dirty["enrollment_end_before_start"] = _write_enrollments(
-        rng, cohort, span, out, dirt
+        rng, cohort, span, catalog, out, dirt
     )
     prescriptions, dirty["prescription_too_long"] = _prescriptions(rng, cohort, span, catalog, dirt)
     files += _write_table(prescriptions, out / "prescriptions" / f"prescriptions_{end_date}.csv")
@@ -227,6 +343,8 @@ def generate_landing(
     files += _write_transmission_files(rows, cohort, catalog, companies, out)
 
     behaviour = cohort["behaviour"].to_numpy()
+    variants = [f"{catalog.codes[p.activity]}/{p.variant or '-'}" for p in catalog.profiles]
+    drawn = np.bincount(cohort["prof"].to_numpy(), minlength=len(variants))
     return GenerationSummary(
         enrollments=cohort.height,
         prescriptions=prescriptions.height,
@@ -234,6 +352,7 @@ def generate_landing(
         files=files,
         dirty_rows=dirty,
         behaviours={name: int((behaviour == i).sum()) for i, name in enumerate(BEHAVIOURS)},
+        profiles={name: int(n) for name, n in zip(variants, drawn, strict=True) if n},
     )
 
 
@@ -273,48 +392,75 @@ def _minus_months(day: date, months: int) -> date:
 
 
 @dataclass(frozen=True)
+class _Profile:
+    """A monitoring profile as the generator draws it: its line, the profile written in the
+    enrollment ('' none), the variant whose send models it uses, its share of the line."""
+
+    activity: int
+    written: str
+    variant: str
+    share: float
+
+
+@dataclass(frozen=True)
 class _Catalog:
-    """The catalog as arrays indexed by activity and by measure type."""
+    """The catalog as arrays indexed by activity, by profile and by send entry (one per profile
+    and measure type its devices send)."""
 
     codes: tuple[str, ...]
     eye_unit: np.ndarray  # bool per activity: counted by eye-test days (weekly sessions)
     has_trial: np.ndarray  # bool per activity: PECAN tier, starts with a trial prescription
     distance: np.ndarray  # (activities, 2) calibration bounds, NaN when none
     lux: np.ndarray  # (activities, 2)
-    measure_types: tuple[str, ...]  # one entry per (activity, measure type) of the catalog
-    measure_activity: np.ndarray  # activity index per measure entry
-    needs_eye: np.ndarray  # bool per measure entry
-    counted: np.ndarray  # bool per measure entry
+    profiles: tuple[_Profile, ...]
+    measure_types: tuple[str, ...]  # one entry per (profile, measure type) sent
+    measure_profile: np.ndarray  # profile index per send entry
+    needs_eye: np.ndarray  # bool per send entry
+    counted: np.ndarray  # bool per send entry: the profile's counting rule counts it
     models: tuple[MeasureModel, ...]
-    order: np.ndarray  # rank of each measure entry within its activity
+    order: np.ndarray  # rank of each send entry within its profile
 
     @classmethod
-    def load(cls) -> _Catalog:
+    def load(cls, cgm_share: float = DEFAULT_CGM_SHARE) -> _Catalog:
         activities = load_activities()
+        rules = load_counting_rules(activities=activities)
         codes = tuple(activities["activity_code"])
-        measures = activity_measures().filter(pl.col("activity_code").is_in(codes))
+        measures = activity_measures(activities, rules)
+        eye_types = set(measures.filter("needs_eye")["measure_type"])
+        counted = counting_measures(rules)
+        profiles = _profiles(codes, rules, cgm_share)
+        entries = []  # (profile index, measure type, counted, model)
+        for g, profile in enumerate(profiles):
+            code = codes[profile.activity]
+            rule = (pl.col("activity_code") == code) & (
+                pl.col("monitoring_profile") == _rule_profile(rules, code, profile.written)
+            )
+            counts = set(counted.filter(rule)["measure_type"])
+            sent = send_models(code, profile.variant)
+            if sent is None:  # a line or profile new to the generator: its types, plainly
+                types = measures.filter(pl.col("activity_code") == code)["measure_type"]
+                sent = {m: MeasureModel(prob=0.8 if m in counts else 0.2) for m in types}
+            entries += [(g, m, m in counts, model) for m, model in sent.items()]
 
         def bounds(low: str, high: str) -> np.ndarray:
             return activities.select(low, high).fill_null(float("nan")).to_numpy()
 
-        measure_activity = np.array([codes.index(c) for c in measures["activity_code"]])
+        profile_of = np.array([g for g, *_ in entries], dtype=np.int64)
+        default_grain = rules.filter(pl.col("monitoring_profile") == DEFAULT_PROFILE)
+        grain = dict(zip(default_grain["activity_code"], default_grain["grain"], strict=True))
         return cls(
             codes=codes,
-            eye_unit=(activities["unit"] == "eye_test_day").to_numpy(),
+            eye_unit=np.array([grain[c] == "eye_day" for c in codes]),
             has_trial=(activities["tier"] == "pecan").fill_null(False).to_numpy(),
             distance=bounds("distance_min_cm", "distance_max_cm"),
             lux=bounds("lux_min", "lux_max"),
-            measure_types=tuple(measures["measure_type"]),
-            measure_activity=measure_activity,
-            needs_eye=measures["needs_eye"].to_numpy(),
-            counted=measures["is_counted"].to_numpy(),
-            models=tuple(
-                measure_model(m, c)
-                for m, c in zip(measures["measure_type"], measures["is_counted"], strict=True)
-            ),
-            order=np.array(
-                [(measure_activity[:i] == a).sum() for i, a in enumerate(measure_activity)]
-            ),
+            profiles=profiles,
+            measure_types=tuple(m for _, m, _, _ in entries),
+            measure_profile=profile_of,
+            needs_eye=np.array([m in eye_types for _, m, _, _ in entries], dtype=bool),
+            counted=np.array([c for *_, c, _ in entries], dtype=bool),
+            models=tuple(model for *_, model in entries),
+            order=np.array([(profile_of[:i] == g).sum() for i, g in enumerate(profile_of)]),
         )
 
     @property
@@ -323,9 +469,39 @@ class _Catalog:
         return tuple(f"{code}_X" if code in self.codes else code for code in UNKNOWN_ACTIVITY_CODES)
 
     def model_array(self, name: str, missing: float = np.nan) -> np.ndarray:
-        """One model attribute per measure entry, as floats."""
+        """One model attribute per send entry, as floats."""
         values = [getattr(model, name) for model in self.models]
         return np.array([missing if v is None else v for v in values], dtype=np.float64)
+
+    @property
+    def profile_activity(self) -> np.ndarray:
+        return np.array([p.activity for p in self.profiles], dtype=np.int64)
+
+
+def _rule_profile(rules: pl.DataFrame, code: str, written: str) -> str:
+    """The counting rule a written profile falls under: itself, or the line's default row."""
+    known = rules.filter(pl.col("activity_code") == code)["monitoring_profile"]
+    return written if written in set(known) else DEFAULT_PROFILE
+
+
+def _profiles(codes: Sequence[str], rules: pl.DataFrame, cgm_share: float) -> tuple[_Profile, ...]:
+    """Every (line, profile) the generator draws, with its share of the line's enrollments."""
+    profiles = []
+    for a, code in enumerate(codes):
+        written = rules.filter(pl.col("activity_code") == code)["monitoring_profile"].to_list()
+        if written != [DEFAULT_PROFILE]:  # a line with profiles: shares per profile
+            shares = PROFILE_SHARES.get(code, {})
+            left = max(0.0, 1 - sum(shares.get(p, 0) for p in written))
+            unlisted = [p for p in written if p not in shares]
+            share = {p: shares.get(p, left / max(len(unlisted), 1)) for p in written}
+        else:
+            share = {DEFAULT_PROFILE: 1.0}
+        for p, value in share.items():
+            if p == CGM_PROFILE and cgm_share > 0:  # a share of the line on continuous sensors
+                profiles.append(_Profile(a, p, CGM_VARIANT, cgm_share))
+                value = max(0.0, value - cgm_share)
+            profiles.append(_Profile(a, p, p, value))
+    return tuple(profiles)
 
 
 @dataclass(frozen=True)
@@ -423,9 +599,12 @@ def _cohort(
     ).astype(np.int64)
     ops, pool_start, pool_size = _operators(rng, act, len(catalog.codes))
     patient = rng.permutation(patients)
+    prof, sessions = _monitoring_profiles(rng, act, catalog)
     core = {
         "patient": patient,
         "act": act,
+        "prof": prof,
+        "sessions": sessions,
         "exp": exp,
         "op": ops,
         "behaviour": behaviour,
@@ -435,6 +614,26 @@ def _cohort(
     }
     core = _add_follow_ups(rng, core, span, companies, pool_start, pool_size, code["transferred"])
     return _behaviour_parameters(rng, core, span, companies, catalog)
+
+
+def _monitoring_profiles(
+    rng: np.random.Generator, act: np.ndarray, catalog: _Catalog
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per enrollment, its profile (index into catalog.profiles) drawn in the shares of its line,
+    and the hemodialysis sessions a week it sends (0: not sent)."""
+    prof = np.zeros(len(act), np.int64)
+    owners = catalog.profile_activity
+    for a in np.unique(act):
+        rows = np.flatnonzero(act == a)
+        choices = np.flatnonzero(owners == a)
+        shares = [catalog.profiles[g].share for g in choices]
+        prof[rows] = choices[_shuffled_labels(rng, shares, len(rows))]
+    options = np.array(list(SESSIONS_PER_WEEK_SHARES))
+    weights = np.array(list(SESSIONS_PER_WEEK_SHARES.values()))
+    sessions = options[_shuffled_labels(rng, weights, len(act))]
+    sent = rng.random(len(act)) < SESSIONS_SENT_SHARE
+    dialysis = np.array([p.written == "hemodialysis" for p in catalog.profiles])[prof]
+    return prof, np.where(dialysis & sent, sessions, 0)
 
 
 def _runners(companies: list[_Exploitant], n_activities: int) -> list[list[int]]:
@@ -496,6 +695,8 @@ def _add_follow_ups(
     extra = {
         "patient": core["patient"][chosen],
         "act": act,
+        "prof": core["prof"][chosen],  # the same patient, monitored the same way
+        "sessions": core["sessions"][chosen],
         "exp": exp,
         "op": pool_start[act] + (local_op + 1) % pool_size[act],
         "behaviour": np.zeros(len(act), np.int64),  # adherent
@@ -569,7 +770,7 @@ def _behaviour_parameters(
 
 
 def _enrollment_frame(
-    cohort: pl.DataFrame, span: _Span, end: np.ndarray, ended: np.ndarray
+    cohort: pl.DataFrame, span: _Span, catalog: _Catalog, end: np.ndarray, ended: np.ndarray
 ) -> pl.DataFrame:
     """Contract columns of the enrollments, ending on ``end`` (day index) where ``ended``."""
     return cohort.select(
@@ -582,11 +783,20 @@ def _enrollment_frame(
         end_date=span.dates(end, ended),
         end_reason=pl.when(pl.Series(ended)).then(pl.col("behaviour_name")),
         ald="ald",
+        monitoring_profile=pl.Series(
+            [p.written or None for p in catalog.profiles], dtype=pl.String
+        ).gather(cohort["prof"]),
+        sessions_per_week=pl.when(pl.col("sessions") > 0).then(pl.col("sessions")),
     ).select(ENROLLMENT_FIELDS)
 
 
 def _write_enrollments(
-    rng: np.random.Generator, cohort: pl.DataFrame, span: _Span, out: Path, dirt: bool
+    rng: np.random.Generator,
+    cohort: pl.DataFrame,
+    span: _Span,
+    catalog: _Catalog,
+    out: Path,
+    dirt: bool,
 ) -> tuple[int, int, int]:
     """The snapshot (every enrollment started by its date, all open) and the later update
     (ended enrollments, new ones, and with dirt a few unchanged re-sends and ends before
@@ -596,7 +806,7 @@ def _write_enrollments(
     snapshot_day = max(0, span.days - 1 - SNAPSHOT_LEAD_DAYS)
     in_snapshot = start <= snapshot_day
     ended = end >= 0
-    snapshot = _enrollment_frame(cohort, span, end, np.zeros_like(ended)).filter(
+    snapshot = _enrollment_frame(cohort, span, catalog, end, np.zeros_like(ended)).filter(
         pl.Series(in_snapshot)
     )
     snapshot_date = span.start + timedelta(days=snapshot_day)
@@ -611,7 +821,7 @@ def _write_enrollments(
     end[backwards] = start[backwards] - rng.integers(1, 31, len(backwards))
     in_update = ended | ~in_snapshot
     in_update[resend] = True
-    update = _enrollment_frame(cohort, span, end, ended).filter(pl.Series(in_update))
+    update = _enrollment_frame(cohort, span, catalog, end, ended).filter(pl.Series(in_update))
     files += _write_table(
         update, out / "enrollments" / f"update_{span.end}" / "enrollments.parquet"
     )
@@ -804,21 +1014,28 @@ def _sends(
     p: np.ndarray,
     catalog: _Catalog,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Which measures are sent on which enrollment-day: (day row, measure entry, eye, rank of
+    """Which measures are sent on which enrollment-day: (day row, send entry, eye, rank of
     the send among the same measure and eye that day)."""
-    activity = c["act"][e]
+    profile = c["prof"][e]
+    # hemodialysis: sessions on fixed days of the week, spread over it (3: days 0, 3, 5)
+    weekday = (c["start"][e] + d + c["cycle_phase"][e]) % 7
+    per_week = np.where(c["sessions"][e] > 0, c["sessions"][e], SESSIONS_PER_WEEK_DEFAULT)
+    session_day = (weekday * per_week) // 7 != ((weekday - 1) * per_week) // 7
     parts = []
-    for a in np.unique(activity):
-        days = np.flatnonzero(activity == a)
-        rate = EYE_SESSIONS_PER_WEEK / 7 if catalog.eye_unit[a] else 1.0
+    for g in np.unique(profile):
+        days = np.flatnonzero(profile == g)
+        rate = EYE_SESSIONS_PER_WEEK / 7 if catalog.eye_unit[catalog.profiles[g].activity] else 1.0
         sessions = days[rng.random(len(days)) < p[days] * rate]
         both = rng.random(len(sessions)) < BOTH_EYES_SHARE
         right = both | (rng.random(len(sessions)) < 0.5)
         tested = {OD: sessions[right], OS: sessions[both | ~right]}
-        for m in np.flatnonzero(catalog.measure_activity == a):
+        for m in np.flatnonzero(catalog.measure_profile == g):
             model = catalog.models[m]
             if model.every_days:
                 due = days[(d[days] + c["cycle_phase"][e[days]]) % model.every_days == 0]
+                candidates = [(due, NO_EYE, p[due] * model.prob)]
+            elif model.session_days:
+                due = days[session_day[days]]
                 candidates = [(due, NO_EYE, p[due] * model.prob)]
             elif catalog.needs_eye[m]:
                 candidates = [(rows, eye, model.prob) for eye, rows in tested.items()]
@@ -826,7 +1043,13 @@ def _sends(
                 candidates = [(sessions, NO_EYE, model.prob)]
             for rows, eye, prob in candidates:
                 sent = rows[rng.random(len(rows)) < prob]
-                counts = 1 + rng.poisson(model.extra, len(sent))
+                if model.per_day:  # a continuous sensor: all day, some days only in part
+                    partial = rng.random(len(sent)) < CGM_PARTIAL_DAY_SHARE
+                    counts = np.where(
+                        partial, rng.integers(1, model.per_day, len(sent)), model.per_day
+                    )
+                else:
+                    counts = 1 + rng.poisson(model.extra, len(sent))
                 owner, rank = _repeat_index(counts)
                 parts.append((sent[owner], np.full(len(owner), m), np.full(len(owner), eye), rank))
     if not parts:
@@ -848,7 +1071,8 @@ def _measured_at(
 ) -> np.ndarray:
     """UTC epoch seconds of each send. A day's sends follow the session time (the patient's
     usual hour, a few near midnight local time); further sends of an eye test come minutes
-    later, further sends of a daily measure at another hour of the day."""
+    later, further sends of a daily measure at another hour of the day. A continuous sensor's
+    readings are evenly spaced from the local midnight on."""
     n_days, n = len(d), len(day_row)
     session = c["minute"][e] + rng.normal(0, 45, n_days)
     daytime = rng.uniform(DAYTIME[0], DAYTIME[1], n_days)
@@ -863,7 +1087,12 @@ def _measured_at(
     )
     minute = np.where(rank > 0, again, minute)
     day = span.epoch_day + c["start"][e[day_row]] + d[day_row]
-    return _paris_to_utc(day * DAY_SECONDS + np.floor(minute * 60).astype(np.int64))
+    per_day = catalog.model_array("per_day", 0)[measure]
+    continuous = per_day > 0
+    step = DAY_SECONDS / np.where(continuous, per_day, 1)
+    since_midnight = np.floor((rank + rng.random(n)) * step).astype(np.int64)
+    wall = np.where(continuous, 0, np.floor(minute * 60).astype(np.int64))
+    return _paris_to_utc(day * DAY_SECONDS + wall) + np.where(continuous, since_midnight, 0)
 
 
 def _paris_to_utc(local_seconds: np.ndarray) -> np.ndarray:

@@ -115,10 +115,23 @@ def ingest(
     if not table_exists(con, "ref.activities"):
         raise RuntimeError("ref.activities is missing: load the catalog (reference asset) first")
     run_sql(con, "ingest/schema")
+    set_ingest_parameters(con)
     summary = IngestSummary()
     for kind in kinds:
         summary.kinds[kind] = _ingest_kind(con, landing, kind, batch_bytes, progress)
     return summary
+
+
+def set_ingest_parameters(con: duckdb.DuckDBPyConnection) -> None:
+    """The contract's values the validation SQL reads (sql/ingest/validate_*.sql)."""
+    low, high = contract.SESSIONS_PER_WEEK_RANGE
+    con.execute("SET VARIABLE sessions_per_week_min = ?", [low])
+    con.execute("SET VARIABLE sessions_per_week_max = ?", [high])
+    aliases = contract.MEASURE_TYPE_ALIASES
+    con.execute(
+        "SET VARIABLE measure_type_aliases = ?",
+        [{"key": list(aliases), "value": list(aliases.values())}],
+    )
 
 
 def _ingest_kind(

@@ -49,17 +49,19 @@ MODELS: tuple[Model, ...] = (
     Model(
         "staging.enrollments",
         "observance/01_enrollments",
-        ("raw.enrollments", "raw.prescriptions"),
+        ("raw.enrollments", "raw.prescriptions", "ref.catalog"),
         "observance",
         also_writes=("staging.prescriptions",),
-        description="Latest version of each enrollment and prescription; capped lengths (R7).",
+        description="Latest version of each enrollment and prescription, with the counting rule "
+        "of its line and monitoring profile (R3); capped prescription lengths (R7).",
     ),
     Model(
         "staging.daily_units",
         "observance/02_daily_units",
         ("raw.transmissions", "ref.catalog"),
         "observance",
-        description="Transmissions per patient, Paris civil date and eye; validity (R1, R3).",
+        description="Readings per patient, Paris civil date, eye and counted measure type; "
+        "calibration (R1, R3).",
     ),
     Model(
         "staging.periods",
@@ -71,7 +73,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "staging.period_units",
         "observance/04_period_units",
-        ("staging.daily_units", "staging.periods"),
+        ("staging.daily_units", "staging.periods", "ref.catalog"),
         "observance",
         also_writes=("staging.matched_units", "staging.unmatched_units"),
         description="Daily units matched to enrollments (incrementally) and counted per period "
@@ -82,7 +84,7 @@ MODELS: tuple[Model, ...] = (
         "observance/05_patient_periods",
         ("staging.period_units", "staging.periods", "staging.enrollments", "ref.catalog"),
         "observance",
-        description="One row per enrollment x period: completeness, billability, flags (R4-R7).",
+        description="One row per enrollment x period: completeness, billability, flags (R3-R7).",
         metadata_sql="metadata/patient_periods",
     ),
     Model(
@@ -95,9 +97,9 @@ MODELS: tuple[Model, ...] = (
     Model(
         "marts.data_quality_findings",
         "observance/07_data_quality",
-        ("staging.enrollments",),
+        ("staging.enrollments", "ref.catalog"),
         "observance",
-        description="Enrollment and prescription problems to fix upstream (R2, R7).",
+        description="Enrollment and prescription problems to fix upstream (R2, R3, R7).",
     ),
     Model(
         "marts.file_active_monthly",

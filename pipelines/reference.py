@@ -1,8 +1,10 @@
 """Reference tables in the warehouse (``ref.*``): the catalog and the Paris clock.
 
 The SQL models join these instead of carrying constants: the activity catalog
-(``ref.activities``, ``ref.activity_measures``) and the UTC offsets of Europe/Paris
-(``ref.paris_offsets``), which turn an instant into a Paris civil date with integer arithmetic.
+(``ref.activities``, ``ref.activity_measures``), how each line and monitoring profile counts its
+data (``ref.counting_rules``, ``ref.counting_measures``, rules.md R3) and the UTC offsets of
+Europe/Paris (``ref.paris_offsets``), which turn an instant into a Paris civil date with integer
+arithmetic.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import polars as pl
 
-from pipelines.catalog import activity_measures, load_activities
+from pipelines.catalog import (
+    activity_measures,
+    counting_measures,
+    load_activities,
+    load_counting_rules,
+)
 from pipelines.config import PARIS
 
 # R1: the years for which ref.paris_offsets is built from the tz database. A transmission measured
@@ -59,9 +66,13 @@ def paris_offsets(years: range = OFFSET_YEARS) -> pl.DataFrame:
 
 def load_reference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """(Re)write the ``ref`` tables from the catalog files; returns their row counts."""
+    activities = load_activities()
+    rules = load_counting_rules(activities=activities)
     tables = {
-        "activities": load_activities(),
-        "activity_measures": activity_measures(),
+        "activities": activities,
+        "activity_measures": activity_measures(activities, rules),
+        "counting_rules": rules,
+        "counting_measures": counting_measures(rules),
         "paris_offsets": paris_offsets(),
     }
     digest = hashlib.sha256()

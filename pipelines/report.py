@@ -202,6 +202,8 @@ def build_sections(warehouse: Path) -> list[Section]:
         decisions = _frame(con, "block_reasons")
         billing = _frame(con, "billing_monthly")
         alerts = _frame(con, "open_alerts")
+        rules = _frame(con, "counting_rules")
+    assumed = rules.filter(pl.col("status") == "ASSUMPTION")["periods"].sum()
     held = int(billing.filter(pl.col("payee") == "waiting_for_tariff")["lines"].sum() or 0)
     table = semesters.select(
         "exploitant_id",
@@ -238,9 +240,19 @@ def build_sections(warehouse: Path) -> list[Section]:
         ),
         Section(
             "Completeness of closed periods",
-            "Valid units over expected units per 30-day period (ODYSIGHT: 8 eye tests); under "
-            "50 % blocks the next period, 0 blocks the period itself.",
+            "Valid units over expected units per 30-day period, as each line's counting rule "
+            "defines them (next section); under 50 % blocks the next period, 0 blocks the "
+            "period itself.",
             completeness_figure(completeness),
+        ),
+        Section(
+            "What counts as data: the counting rules (R3)",
+            "Per line and monitoring profile: the measure types that count, how many readings "
+            "a day needs, how many units a period expects. CONFIRMED rules are read in the "
+            "arrêté or referential; ASSUMPTION rules are product decisions where the text could "
+            f"not be read: {assumed} of {rules['periods'].sum()} periods rest on one.",
+            None,
+            rules,
         ),
         Section(
             "Decisions per activity",

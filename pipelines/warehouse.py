@@ -41,6 +41,13 @@ KEEP_OPEN_BELOW_RSS_BYTES = 1536 << 20
 # default (configure); the models turn it on for one evaluation date every VACUUM_EVERY_DAYS
 # (pace_vacuum). In between, deleted rows keep their place in the row groups, skipped by scans.
 VACUUM_EVERY_DAYS = 7
+# The layout of the derived tables: every table of staging.* and marts.*, and the incremental
+# models' state (ops.model_state, ops.units_pending, ops.periods_pending). A warehouse whose
+# derived tables were built with another layout has them dropped by ``migrate`` and rebuilt from
+# raw.* by the run; what cannot be rebuilt (raw.*, ops.ingested_files, ops.quarantine,
+# ops.alert_history, ops.claim_lines) is kept. Raise it when a derived table changes shape.
+DERIVED_LAYOUT = "derived-2"  # 2: counting per line and monitoring profile (rules.md R3)
+DERIVED_STATE = ("ops.units_pending", "ops.periods_pending")
 
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:
@@ -240,6 +247,41 @@ def pace_vacuum(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
         )
     con.execute("RESET max_vacuum_tasks" if due else "SET max_vacuum_tasks = 0")
     return due
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create the ingestion layer's tables (new columns included) and, when the derived tables
+    were built with another layout than DERIVED_LAYOUT, drop them so that the run rebuilds them;
+    returns whether they were dropped. Runs in one transaction."""
+    con.begin()
+    try:
+        run_sql(con, "ingest/schema")
+        layout = scalar(con, "SELECT reference_hash FROM ops.model_state WHERE model = 'layout'")
+        reset, derived = layout != DERIVED_LAYOUT, []
+        if reset:
+            derived = con.execute(
+                "SELECT schema_name || '.' || table_name, 'TABLE' FROM duckdb_tables() "
+                "WHERE schema_name IN ('staging', 'marts') AND NOT temporary "
+                "UNION ALL SELECT schema_name || '.' || view_name, 'VIEW' FROM duckdb_views() "
+                "WHERE schema_name IN ('staging', 'marts') AND NOT internal AND NOT temporary"
+            ).fetchall()
+            for name, kind in derived:
+                con.execute(f"DROP {kind} {name}")
+            for name in DERIVED_STATE:
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+            con.execute("DELETE FROM ops.model_state WHERE model <> 'vacuum'")
+            con.execute(
+                "INSERT INTO ops.model_state (model, after_file_id, reference_hash) "
+                "VALUES ('layout', 0, ?)",
+                [DERIVED_LAYOUT],
+            )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    if derived:
+        log.info("derived tables of layout %s dropped: this run rebuilds them", layout)
+    return reset
 
 
 def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None):

@@ -66,7 +66,11 @@ def enrollment(
     ald: bool = False,
     exploitant_id: str = "EXP01",
     operator_id: str = "OP01",
+    monitoring_profile: str | None = None,
+    sessions_per_week: str | int | None = None,
 ) -> dict:
+    """One enrollment row; the optional fields (R3) are written only when given."""
+    optional = {"monitoring_profile": monitoring_profile, "sessions_per_week": sessions_per_week}
     return {
         "enrollment_id": enrollment_id,
         "patient_id": patient_id,
@@ -77,7 +81,7 @@ def enrollment(
         "end_date": end_date or "",
         "end_reason": end_reason or "",
         "ald": "true" if ald else "false",
-    }
+    } | {name: str(value) for name, value in optional.items() if value is not None}
 
 
 def prescription(

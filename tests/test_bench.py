@@ -7,7 +7,14 @@ import json
 
 import pytest
 
-from pipelines.bench import GROUPS, RULES_STEP, report_lines, run_bench, run_out_of_core
+from pipelines.bench import (
+    BENCH_CGM_SHARE,
+    GROUPS,
+    RULES_STEP,
+    report_lines,
+    run_bench,
+    run_out_of_core,
+)
 from tests.helpers import query
 
 
@@ -83,7 +90,7 @@ def test_out_of_core_run_on_copies(bench):
     work, results = bench
     result = run_out_of_core(work, copies=3, patients=40, months=2)
     assert result["transmissions"] == 3 * results[0].transmissions
-    warehouse = work / "parquet-40-2-x3" / "warehouse.duckdb"
+    warehouse = work / f"parquet-40-2-cgm{BENCH_CGM_SHARE:g}-x3" / "warehouse.duckdb"
     counts = query(
         warehouse,
         "SELECT count(*) AS n, count(DISTINCT patient_id) AS patients FROM raw.transmissions",

@@ -85,4 +85,4 @@ def test_demo_fills_file_active_billing_and_alerts(demo_warehouse):
     ).row(0, named=True)
     assert counts["exploitants"] >= 3
     assert counts["priced"] > 0 and counts["lines"] > 0 and counts["held"] > 0
-    assert counts["alert_kinds"] == 5
+    assert counts["alert_kinds"] == 6  # every kind, weekly_transmission_missed included

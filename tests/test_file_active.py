@@ -167,6 +167,10 @@ def test_report_renders_every_chart_with_data(warehouse, tmp_path):
     assert "February" in page  # the dip is explained where users see it
     assert "no forfait-technique tariff" in page
     assert "Open alerts per operator" in page
+    # the counting rules the figures rest on, with their status and source (rules.md R3)
+    rules = page[page.index("What counts as data") :]
+    assert "ASSUMPTION" in rules and "CONFIRMED" in rules
+    assert "arrêté 22/06/2023 (IC)" in rules and "periods rest on one" in rules
 
 
 def test_report_lists_only_the_newest_alerts_and_says_so(warehouse, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from pipelines.catalog import load_activities
+from pipelines.catalog import load_activities, load_counting_rules
 from pipelines.contract import FIELDS
 from pipelines.generate import (
     BEHAVIOURS,
@@ -29,7 +29,9 @@ from pipelines.generate import (
 
 PARIS = ZoneInfo("Europe/Paris")
 END = date(2025, 12, 31)
-SMALL = {"patients": 60, "months": 6, "end_date": END}
+# no continuous sensor in the small run: its readings every 5 minutes, day and night, would
+# drown the usage checks (test_continuous_sensor has its own run)
+SMALL = {"patients": 60, "months": 6, "end_date": END, "cgm_share": 0.0}
 OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$")
 NAIVE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 NUMERIC = ("value", "distance_cm", "ambient_lux")
@@ -170,6 +172,87 @@ def test_every_activity_and_measure_type_is_sent(rows, enrollments):
     assert types["amsler_grid"] > 0
     odysight = sum(enrollments["activity_code"] == "ODYSIGHT") / enrollments.height
     assert 0.3 < odysight < 0.5
+
+
+def test_every_profile_is_drawn_and_sends_what_it_counts(run, rows, enrollments):
+    """Every (line, profile) of the counting rules appears, '' (none sent) included, and the
+    devices send the measure types their rule counts (rules.md R3)."""
+    rows, _ = rows
+    rules = load_counting_rules()
+    drawn = set(
+        zip(
+            enrollments["activity_code"],
+            enrollments["monitoring_profile"].fill_null(""),
+            strict=True,
+        )
+    )
+    assert set(zip(rules["activity_code"], rules["monitoring_profile"], strict=True)) <= drawn
+    profile = dict(zip(enrollments["patient_id"], enrollments["monitoring_profile"], strict=True))
+    sent = Counter(
+        (r["activity_code"], profile.get(r["patient_id"]), r["measure_type"]) for r in rows
+    )
+    assert sent[("HEART_FAILURE", None, "weight")] > 0
+    assert sent[("DIABETES", "sensor", "glucose_sensor")] > 0
+    assert sent[("DIABETES", "capillary_multi_injection", "glucose_capillary")] > 0
+    assert sent[("RESPIRATORY_FAILURE", "oxygen", "oxygen_hours")] > 0
+    assert sent[("RESPIRATORY_FAILURE", "oxygen", "ventilation_hours")] == 0
+    assert sent[("RENAL_FAILURE", "hemodialysis", "dialysis_session")] > 0
+    assert sent[("RENAL_FAILURE", "peritoneal_dialysis", "ultrafiltration")] > 0
+    assert run[1].profiles["DIABETES/sensor"] > 0 and "DIABETES/sensor_cgm" not in run[1].profiles
+
+
+def test_hemodialysis_sessions_follow_the_week(rows, enrollments):
+    """Sessions a week are sent for most hemodialysis enrollments; an adherent patient has
+    about that many session days a week, never two sessions the same day."""
+    rows, _ = rows
+    dialysis = enrollments.filter(pl.col("monitoring_profile") == "hemodialysis")
+    assert dialysis["sessions_per_week"].drop_nulls().cast(pl.Int32).is_in([2, 3, 4]).all()
+    assert dialysis["sessions_per_week"].null_count() < dialysis.height
+    days = Counter(
+        (r["patient_id"], paris_date(r["measured_at"]))
+        for r in rows
+        if r["measure_type"] == "dialysis_session"
+        and r["measured_at"]
+        and OFFSET.match(r["measured_at"])
+    )
+    assert days and max(days.values()) == 1
+    per_patient = Counter(patient for patient, _ in days)
+    spans = {}
+    for patient, day in days:
+        first, last = spans.get(patient, (day, day))
+        spans[patient] = (min(first, day), max(last, day))
+    weekly = [
+        per_patient[p] / (((last - first).days + 1) / 7)
+        for p, (first, last) in spans.items()
+        if (last - first).days >= 28
+    ]
+    assert 2 <= sorted(weekly)[len(weekly) // 2] <= 4
+
+
+def test_continuous_sensor(tmp_path):
+    """cgm_share: a share of the sensor patients send a reading every 5 minutes, day and night
+    (288 a day, fewer on some days), as glucose_sensor rows."""
+    summary = generate_landing(
+        tmp_path, patients=80, months=1, end_date=END, cgm_share=0.3, dirt=False
+    )
+    assert summary.profiles["DIABETES/sensor_cgm"] >= 1
+    rows, _ = read_transmissions(tmp_path)
+    per_day = Counter(
+        (r["patient_id"], paris_date(r["measured_at"]))
+        for r in rows
+        if r["measure_type"] == "glucose_sensor"
+    )
+    full = [day for day, n in per_day.items() if n >= 280]
+    assert full  # whole days of a continuous sensor
+    assert max(per_day.values()) <= 300  # a DST day holds 23 or 25 hours of readings
+    hours = Counter(
+        datetime.fromisoformat(r["measured_at"].replace("Z", "+00:00")).astimezone(PARIS).hour
+        for r in rows
+        if (r["patient_id"], paris_date(r["measured_at"])) in set(full)
+    )
+    assert set(hours) == set(range(24))  # night readings too
+    with pytest.raises(ValueError, match="cgm_share"):
+        generate_landing(tmp_path / "bad", patients=10, cgm_share=1.5)
 
 
 def test_every_behaviour_and_end_reason_is_present(run, enrollments):

@@ -54,10 +54,11 @@ def test_a_new_night_merges_into_existing_days(tmp_path):
     assert_same(snapshot(incremental), snapshot(fresh))
     units = query(
         incremental,
-        "SELECT local_date, unit_eye, has_valid, has_invalid, transmissions "
+        "SELECT local_date, unit_eye, measure_type, readings, invalid_readings "
         "FROM staging.daily_units WHERE patient_id = 'P1' ORDER BY ALL",
     )
-    assert units.row(1) == (units["local_date"][1], "OS", True, True, 2)  # merged day
+    # merged day: the invalid test of the first night and the valid one of the second
+    assert units.row(1) == (units["local_date"][1], "OS", "visual_acuity", 2, 1)
     periods = query(
         incremental, "SELECT valid_units FROM marts.patient_periods WHERE period_index = 1"
     )
@@ -170,28 +171,27 @@ def test_matching_and_period_counts_follow_every_kind_of_change(tmp_path):
     assert first_periods() == [("E1", 4), ("E2", 0)]
 
 
-def test_a_warehouse_from_before_the_last_receipt_columns_is_rebuilt(tmp_path):
-    """An existing warehouse whose staging.period_units lacks the last-receipt columns (the
-    earlier layout and its fingerprint) gets them filled by a rebuild, not left null: a null
-    last receipt would raise false interruption alerts."""
+def test_a_warehouse_with_an_earlier_layout_is_rebuilt(tmp_path):
+    """A warehouse whose derived tables have an earlier layout (built before the layout was
+    recorded, staging.period_units without its last-receipt columns, staging.daily_units
+    without its counts) has them dropped and rebuilt from raw.*, equal to a fresh build;
+    what cannot be rebuilt is kept (the files are not ingested again)."""
     landing, warehouse = tmp_path / "landing", tmp_path / "old.duckdb"
     base_landing(landing)
     run(landing, warehouse, "2025-01-05")
-    with writer(warehouse) as con:  # back to the earlier layout and fingerprint
+    with writer(warehouse) as con:  # back to an earlier layout
         con.execute("ALTER TABLE staging.period_units DROP COLUMN last_received_at")
-        con.execute("ALTER TABLE staging.period_units DROP COLUMN last_local_date")
-        con.execute(
-            "UPDATE ops.model_state SET reference_hash = split_part(reference_hash, ':', 1) "
-            "|| ':' || split_part(reference_hash, ':', 2) WHERE model = 'period_units'"
-        )
+        con.execute("ALTER TABLE staging.daily_units DROP COLUMN readings")
+        con.execute("DELETE FROM ops.model_state WHERE model = 'layout'")
+        files = con.execute("SELECT count(*), max(ingested_at) FROM ops.ingested_files").fetchall()
     run(landing, warehouse, "2025-01-10")
     fresh = tmp_path / "fresh.duckdb"
     run(landing, fresh, "2025-01-10")
-    for table in ("staging.period_units", "staging.current_problems"):
+    for table in ("staging.period_units", "staging.current_problems", *TABLES):
         sql = f"SELECT * FROM {table} ORDER BY ALL"
         assert query(warehouse, sql).equals(query(fresh, sql)), table
-    receipts = query(warehouse, "SELECT count(last_received_at) AS n FROM staging.period_units")
-    assert receipts["n"].item() > 0
+    kept = query(warehouse, "SELECT count(*) AS n, max(ingested_at) AS at FROM ops.ingested_files")
+    assert kept.rows() == files
     # E1 started Jan 1 and last sent on Jan 3: 7 silent days on Jan 10, under the 8-day threshold
     # (a null last receipt would count from the start: 9 days, a false alert)
     kinds = query(warehouse, "SELECT kind FROM staging.current_problems")

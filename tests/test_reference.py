@@ -10,10 +10,23 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.catalog import CatalogError, activity_measures, load_activities
+from pipelines.catalog import (
+    CatalogError,
+    activity_measures,
+    load_activities,
+    load_counting_rules,
+)
 from pipelines.config import CATALOG_DIR
 from pipelines.reference import paris_offsets
-from tests.helpers import catalog_copy, enrollment, one_enrollment_landing, query, run, tx
+from tests.helpers import (
+    catalog_copy,
+    enrollment,
+    prescription,
+    query,
+    run,
+    tx,
+    write_rows,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -77,8 +90,6 @@ def test_catalog_has_the_seven_activities_with_sources():
         "CARDIAC_IMPLANT",
     }
     odysight = catalog.filter(pl.col("activity_code") == "ODYSIGHT").row(0, named=True)
-    assert odysight["expected_units"] == 8
-    assert odysight["unit"] == "eye_test_day"
     assert (odysight["distance_min_cm"], odysight["distance_max_cm"]) == (35, 45)
     assert (odysight["lux_min"], odysight["lux_max"]) == (5, 2000)
     assert odysight["technique_code"] == "1665434"
@@ -87,9 +98,119 @@ def test_catalog_has_the_seven_activities_with_sources():
     assert catalog.filter(pl.col("operator_code") == "TVA")["activity_code"].to_list() == [
         "CARDIAC_IMPLANT"
     ]
-    generic = catalog.filter(pl.col("unit") == "day_with_data")
-    assert generic["expected_units_is_assumption"].all()
     assert catalog["source"].null_count() == 0
+
+
+def rule(activity: str, profile: str = "") -> dict:
+    rules = load_counting_rules()
+    return rules.filter(
+        (pl.col("activity_code") == activity) & (pl.col("monitoring_profile") == profile)
+    ).row(0, named=True)
+
+
+def test_counting_rules_are_the_rulebook_table():
+    """rules.md R3, row by row: what counts, how much a day needs, what a period expects."""
+    table = {
+        (r["activity_code"], r["monitoring_profile"]): (
+            r["counted_measure_types"],
+            r["min_per_day"],
+            r["grain"],
+            r["expected_units"],
+            r["default_sessions_per_week"],
+            r["status"],
+        )
+        for r in load_counting_rules().iter_rows(named=True)
+    }
+    both = "glucose_sensor;glucose_capillary"
+    assert table == {
+        ("ODYSIGHT", ""): ("visual_acuity", 1, "eye_day", 8, None, "CONFIRMED"),
+        ("HEART_FAILURE", ""): ("weight", 1, "day", 30, None, "CONFIRMED"),
+        ("RESPIRATORY_FAILURE", "ventilation"): (
+            "ventilation_hours",
+            1,
+            "day",
+            30,
+            None,
+            "CONFIRMED",
+        ),
+        ("RESPIRATORY_FAILURE", "oxygen"): ("oxygen_hours", 1, "day", 30, None, "CONFIRMED"),
+        ("RESPIRATORY_FAILURE", ""): (
+            "ventilation_hours;oxygen_hours",
+            1,
+            "day",
+            30,
+            None,
+            "ASSUMPTION",
+        ),
+        ("DIABETES", "sensor"): ("glucose_sensor", 4, "day", 30, None, "CONFIRMED"),
+        ("DIABETES", "capillary_one_injection"): (
+            "glucose_capillary",
+            2,
+            "day",
+            30,
+            None,
+            "CONFIRMED",
+        ),
+        ("DIABETES", "capillary_multi_injection"): (
+            "glucose_capillary",
+            4,
+            "day",
+            30,
+            None,
+            "CONFIRMED",
+        ),
+        ("DIABETES", ""): (both, 4, "day", 30, None, "ASSUMPTION"),
+        ("GESTATIONAL_DIABETES", "sensor"): ("glucose_sensor", 4, "day", 30, None, "ASSUMPTION"),
+        ("GESTATIONAL_DIABETES", "capillary_one_injection"): (
+            "glucose_capillary",
+            2,
+            "day",
+            30,
+            None,
+            "ASSUMPTION",
+        ),
+        ("GESTATIONAL_DIABETES", "capillary_multi_injection"): (
+            "glucose_capillary",
+            4,
+            "day",
+            30,
+            None,
+            "ASSUMPTION",
+        ),
+        ("GESTATIONAL_DIABETES", ""): (both, 4, "day", 30, None, "ASSUMPTION"),
+        ("RENAL_FAILURE", "hemodialysis"): ("dialysis_session", 1, "day", None, 3, "ASSUMPTION"),
+        ("RENAL_FAILURE", "peritoneal_dialysis"): (
+            "weight;ultrafiltration",
+            1,
+            "day",
+            30,
+            None,
+            "ASSUMPTION",
+        ),
+        ("RENAL_FAILURE", "transplant"): (
+            "blood_pressure;creatinine",
+            1,
+            "day",
+            30,
+            None,
+            "ASSUMPTION",
+        ),
+        ("RENAL_FAILURE", "ckd_stage_4_5"): (
+            "blood_pressure;creatinine",
+            1,
+            "day",
+            30,
+            None,
+            "ASSUMPTION",
+        ),
+        ("RENAL_FAILURE", ""): ("blood_pressure;creatinine", 1, "day", 30, None, "ASSUMPTION"),
+        ("CARDIAC_IMPLANT", ""): ("device_report", 1, "day", 30, None, "ASSUMPTION"),
+    }
+    # the weekly transmission rule is the diabetes lines' (R3), a week at most
+    weekly = load_counting_rules().filter(pl.col("max_transmission_gap_days").is_not_null())
+    assert set(weekly["activity_code"]) == {"DIABETES", "GESTATIONAL_DIABETES"}
+    assert set(weekly["max_transmission_gap_days"]) == {7}
+    assert load_counting_rules()["source"].null_count() == 0
 
 
 def test_only_visual_acuity_counts_for_odysight():
@@ -102,8 +223,7 @@ def test_only_visual_acuity_counts_for_odysight():
     "change, message",
     [
         (lambda df: pl.concat([df, df.head(1)]), "duplicate activity_code"),
-        (lambda df: df.with_columns(unit=pl.lit("per_week")), "unknown unit"),
-        (lambda df: df.with_columns(expected_units=pl.lit(0)), "expected_units must be positive"),
+        (lambda df: df.with_columns(pricing=pl.lit("per_week")), "unknown pricing"),
         (lambda df: df.with_columns(source=pl.lit(None, pl.String)), "needs a source"),
     ],
 )
@@ -114,32 +234,122 @@ def test_bad_catalog_is_rejected(tmp_path, change, message):
         load_activities(tmp_path / "activities.csv")
 
 
-def test_adding_an_activity_needs_no_code_change(tmp_path, monkeypatch):
-    """A new activity row in a catalog folder is picked up end to end."""
-    catalog = catalog_copy(tmp_path, monkeypatch)
-    rows = pl.read_csv(catalog / "activities.csv", infer_schema=False)
-    new = rows.filter(pl.col("activity_code") == "DIABETES").with_columns(
-        activity_code=pl.lit("ONCOLOGY_TEST"),
-        counted_measure_types=pl.lit("symptom_report"),
-        measure_types=pl.lit("symptom_report"),
-        expected_units=pl.lit("4"),
-    )
-    pl.concat([rows, new]).write_csv(catalog / "activities.csv")
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda df: pl.concat([df, df.head(1)]), "duplicate"),
+        (lambda df: df.with_columns(grain=pl.lit("per_week")), "unknown grain"),
+        (lambda df: df.with_columns(status=pl.lit("LIKELY")), "unknown status"),
+        (lambda df: df.with_columns(min_per_day=pl.lit("0")), "min_per_day must be at least 1"),
+        (lambda df: df.with_columns(expected_units=pl.lit("0")), "expected_units must be positive"),
+        (lambda df: df.with_columns(default_sessions_per_week=pl.lit("3")), "not both"),
+        (lambda df: df.with_columns(source=pl.lit(None, pl.String)), "needs a source"),
+        (lambda df: df.filter(pl.col("activity_code") != "CARDIAC_IMPLANT"), "no default row"),
+        (
+            lambda df: pl.concat([df, df.head(1).with_columns(activity_code=pl.lit("NEW"))]),
+            "not in the catalog",
+        ),
+    ],
+)
+def test_bad_counting_rules_are_rejected(tmp_path, change, message):
+    bad = change(pl.read_csv(CATALOG_DIR / "counting_rules.csv", infer_schema=False))
+    bad.write_csv(tmp_path / "counting_rules.csv")
+    with pytest.raises(CatalogError, match=message):
+        load_counting_rules(tmp_path / "counting_rules.csv")
 
-    days = ["2025-01-02 09:00", "2025-01-05 09:00"]
-    landing = one_enrollment_landing(
-        tmp_path / "landing",
-        enrollment("E1", "P1", "2025-01-01", activity_code="ONCOLOGY_TEST"),
-        [tx("P1", d, activity_code="ONCOLOGY_TEST", measure_type="symptom_report") for d in days],
+
+def add_rows(path, template: dict, **changes) -> None:
+    """Append a copy of ``template`` (a row of the CSV file) with ``changes``."""
+    rows = pl.read_csv(path, infer_schema=False)
+    new = pl.DataFrame([template | {k: str(v) for k, v in changes.items()}], schema=rows.schema)
+    pl.concat([rows, new]).write_csv(path)
+
+
+def test_adding_a_line_and_a_profile_needs_no_code_change(tmp_path, monkeypatch):
+    """A new activity (with its default counting row) and a new profile of an existing line, in
+    a catalog folder given by OBSERVANCE_CATALOG_DIR, are counted end to end."""
+    catalog = catalog_copy(tmp_path, monkeypatch)
+    activities = pl.read_csv(catalog / "activities.csv", infer_schema=False)
+    diabetes = activities.filter(pl.col("activity_code") == "DIABETES").row(0, named=True)
+    add_rows(
+        catalog / "activities.csv",
+        diabetes,
+        activity_code="ONCOLOGY_TEST",
+        measure_types="symptom_report;photo",
+        eye_measure_types="photo",
+    )
+    rules = pl.read_csv(catalog / "counting_rules.csv", infer_schema=False)
+    template = rules.filter(pl.col("activity_code") == "HEART_FAILURE").row(0, named=True)
+    # a new line: a unit is a day with 2 symptom reports or photos, 4 a period; photos of both
+    # eyes the same day are one unit (grain: day)
+    add_rows(
+        catalog / "counting_rules.csv",
+        template,
+        activity_code="ONCOLOGY_TEST",
+        counted_measure_types="symptom_report;photo",
+        min_per_day=2,
+        expected_units=4,
+        status="ASSUMPTION",
+    )
+    # a new heart-failure profile counting blood pressure, 10 days a period
+    add_rows(
+        catalog / "counting_rules.csv",
+        template,
+        monitoring_profile="pressure_only",
+        counted_measure_types="blood_pressure",
+        expected_units=10,
+    )
+    landing = tmp_path / "landing"
+    write_rows(
+        landing / "enrollments" / "e.csv",
+        [
+            enrollment("E1", "P1", "2025-01-01", activity_code="ONCOLOGY_TEST"),
+            enrollment(
+                "E2",
+                "P2",
+                "2025-01-01",
+                activity_code="HEART_FAILURE",
+                monitoring_profile="pressure_only",
+            ),
+        ],
+    )
+    write_rows(
+        landing / "prescriptions" / "p.csv",
+        [prescription(f"R{e}", e, "2025-01-01", "2025-12-31") for e in ("E1", "E2")],
+    )
+    onco = dict(activity_code="ONCOLOGY_TEST")
+    write_rows(
+        landing / "transmissions" / "t.jsonl",
+        [
+            # Jan 2: 2 symptom reports -> a unit; Jan 5: one report and one photo -> a unit;
+            # Jan 9: photos of both eyes -> one unit (day grain), not two
+            tx("P1", "2025-01-02 09:00", measure_type="symptom_report", **onco),
+            tx("P1", "2025-01-02 18:00", measure_type="symptom_report", **onco),
+            tx("P1", "2025-01-05 09:00", measure_type="symptom_report", **onco),
+            tx("P1", "2025-01-05 09:30", measure_type="photo", eye="OS", **onco),
+            tx("P1", "2025-01-09 09:00", measure_type="photo", **onco) | {"eye": "OD"},
+            tx("P1", "2025-01-09 09:01", measure_type="photo", eye="OS", **onco),
+            # Jan 12: one report only -> an invalid unit
+            tx("P1", "2025-01-12 09:00", measure_type="symptom_report", **onco),
+        ]
+        + [
+            tx(
+                "P2",
+                f"2025-01-{d:02d} 09:00",
+                activity_code="HEART_FAILURE",
+                measure_type="blood_pressure",
+            )
+            for d in range(1, 6)
+        ],
     )
     warehouse = tmp_path / "wh.duckdb"
     run(landing, warehouse, "2025-02-15")
-    first = query(warehouse, "SELECT * FROM marts.patient_periods ORDER BY period_index").row(
-        0, named=True
+    first = query(
+        warehouse,
+        "SELECT enrollment_id, expected_units, valid_units, invalid_units, data_status "
+        "FROM marts.patient_periods WHERE period_index = 1 ORDER BY enrollment_id",
     )
-    assert (first["expected_units"], first["valid_units"], first["data_status"]) == (
-        4,
-        2,
-        "sufficient",
-    )
+    assert first.rows() == [("E1", 4, 3, 1, "sufficient"), ("E2", 10, 5, 0, "sufficient")]
     assert query(warehouse, "SELECT count(*) AS n FROM ops.quarantine")["n"][0] == 0
+    findings = query(warehouse, "SELECT kind FROM marts.data_quality_findings")
+    assert "unknown_monitoring_profile" not in findings["kind"].to_list()

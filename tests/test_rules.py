@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from datetime import date, timedelta
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -199,7 +198,7 @@ OTHER_EXPLOITANT_TX += eye_tests(p, "2025-01-01", [1, 8], exploitant_id="EXP02")
 # S22 every day of period 1, both eyes: 60 units, the last (day 30, OS) too; under a second
 # exploitant, one eye of the 30th day and of the 31st (period 2's first): still 60 and 2 units,
 # and only an invalid test of a unit the first exploitant sent valid: still valid. Day 42's OS
-# (in period 2, 3 units) is the highest bit a 42-day period can use.
+# is in period 2 (3 units).
 p = scenario("S22", "2025-01-01")
 TX += eye_tests(p, "2025-01-01", list(range(31))) + eye_tests(p, "2025-01-01", [41], eyes=("OS",))
 OTHER_EXPLOITANT_TX += eye_tests(p, "2025-01-01", [29, 30], eyes=("OS",), exploitant_id="EXP02")
@@ -272,16 +271,15 @@ def test_r3_a_unit_sent_by_two_exploitants_counts_once(periods):
 
 
 def test_r3_every_day_and_eye_of_a_period_is_its_own_unit(periods):
-    """60 distinct units in one period (each a bit of the period's mask: the last day's last eye
-    is the highest); the tests of the next period's first day count there."""
+    """60 distinct units in one period, the last day's last eye too; the tests of the next
+    period's first day count there."""
     assert column(periods, "S22", "valid_units")[:2] == [60, 3]
     assert column(periods, "S22", "invalid_units")[:2] == [0, 0]
 
 
-def test_r2_a_period_too_long_for_the_unit_masks_stops_the_count(warehouse, tmp_path, monkeypatch):
-    """Units are bits of a 128-bit mask per period (04_period_units.sql): 42-day periods fit
-    (S22's first one then holds its 31 days of both eyes and day 42's OS, bit 125: 63 units);
-    43 days would overflow the mask, so the count stops with its reason."""
+def test_r2_the_period_length_is_a_parameter(warehouse, tmp_path, monkeypatch):
+    """PERIOD_DAYS drives the cut and the count: with 42- or 43-day periods, S22's first period
+    holds its 31 days of both eyes and day 42's OS (63 units); no length is too long to count."""
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(warehouse, copy)
     with writer(copy) as con:
@@ -290,16 +288,12 @@ def test_r2_a_period_too_long_for_the_unit_masks_stops_the_count(warehouse, tmp_
             set_parameters(con, date.fromisoformat(AS_OF))
             con.begin()
             run_sql(con, "observance/03_periods")
-            if days == 42:
-                run_sql(con, "observance/04_period_units")
-                units = con.sql(
-                    "SELECT valid_units FROM staging.period_units "
-                    "WHERE enrollment_id = 'S22' AND period_index = 1"
-                ).fetchall()
-                assert units == [(63,)]
-            else:
-                with pytest.raises(duckdb.Error, match="above 42"):
-                    run_sql(con, "observance/04_period_units")
+            run_sql(con, "observance/04_period_units")
+            units = con.sql(
+                "SELECT valid_units FROM staging.period_units "
+                "WHERE enrollment_id = 'S22' AND period_index = 1"
+            ).fetchall()
+            assert units == [(63,)]
             con.rollback()
 
 

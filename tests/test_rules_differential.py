@@ -17,7 +17,6 @@ from pipelines.reference import load_reference
 from pipelines.warehouse import SCHEMAS, run_sql
 
 PARIS = ZoneInfo("Europe/Paris")
-EXPECTED = {"ODYSIGHT": 8, "HEART_FAILURE": 30}
 DISTANCE_OK = (35.0, 45.0)
 LUX_OK = (5.0, 2000.0)
 MAX_DAYS = {"trial": 92, "initial": 365, "renewal": 365}
@@ -31,6 +30,7 @@ class Tx:
     eye: str | None
     distance_cm: float | None
     ambient_lux: float | None
+    exploitant: str = "X"
 
 
 @dataclass
@@ -41,34 +41,65 @@ class History:
     end_reason: str | None
     prescriptions: list[tuple[str, date, date]]
     transmissions: list[Tx]
+    profile: str | None = None
+    sessions_per_week: int | None = None
 
 
 # ---------------------------------------------------------------- the reference, in plain Python
 
+# rules.md R3, as read there: (line, profile) -> counted types, readings a day needs, per eye
+GLUCOSE = {"glucose_sensor", "glucose_capillary"}
+RULES: dict[tuple[str, str | None], tuple[set[str], int, bool]] = {
+    ("ODYSIGHT", None): ({"visual_acuity"}, 1, True),
+    ("HEART_FAILURE", None): ({"weight"}, 1, False),
+    ("DIABETES", "sensor"): ({"glucose_sensor"}, 4, False),
+    ("DIABETES", "capillary_one_injection"): ({"glucose_capillary"}, 2, False),
+    ("DIABETES", "capillary_multi_injection"): ({"glucose_capillary"}, 4, False),
+    ("DIABETES", None): (GLUCOSE, 4, False),
+    ("RENAL_FAILURE", "hemodialysis"): ({"dialysis_session"}, 1, False),
+}
+WEEKLY_LINES = {"DIABETES"}  # "au minimum hebdomadaire": more than 7 days without is flagged
 
-def counts_as_valid(activity: str, t: Tx) -> bool | None:
-    """True valid unit, False invalid test, None not a counted measure (R3)."""
-    if activity == "HEART_FAILURE":
-        return True if t.measure_type == "weight" else None
-    if t.measure_type != "visual_acuity":
-        return None
+
+def expected_units(h: History) -> int:
+    """R3/R4: 8 eye tests, 30 days, or round(sessions a week x 30 / 7), 3 sessions by default."""
+    if h.activity == "ODYSIGHT":
+        return 8
+    if h.profile == "hemodialysis":
+        return round((h.sessions_per_week or 3) * 30 / 7)
+    return 30
+
+
+def calibrated(t: Tx) -> bool:
     ok_distance = t.distance_cm is None or DISTANCE_OK[0] <= t.distance_cm <= DISTANCE_OK[1]
     ok_lux = t.ambient_lux is None or LUX_OK[0] <= t.ambient_lux <= LUX_OK[1]
     return ok_distance and ok_lux
 
 
+def longest_run_without(days: set[date], first: date, last: date) -> int:
+    longest = run = 0
+    while first <= last:
+        run = 0 if first in days else run + 1
+        longest = max(longest, run)
+        first += timedelta(days=1)
+    return longest
+
+
 def reference(h: History, as_of: date) -> list[dict]:
     if h.end is not None and h.end < h.start:
         return []
-    valid, tried = set(), set()
+    counted, minimum, per_eye = RULES[(h.activity, h.profile)]
+    # per unit (Paris day, eye) and exploitant: counted readings, and those calibrated
+    readings: dict[tuple, list[int]] = {}
     for t in h.transmissions:
-        local_day = t.instant.astimezone(PARIS).date()  # R1
-        unit = (local_day, t.eye if h.activity == "ODYSIGHT" else "")
-        verdict = counts_as_valid(h.activity, t)
-        if verdict is not None:
-            tried.add(unit)
-            if verdict:
-                valid.add(unit)
+        if t.measure_type not in counted:
+            continue
+        unit = (t.instant.astimezone(PARIS).date(), t.eye if per_eye else "")  # R1
+        tally = readings.setdefault((unit, t.exploitant), [0, 0])
+        tally[0] += 1
+        tally[1] += calibrated(t)
+    tried = {unit for unit, _ in readings}
+    valid = {unit for (unit, _), (_, ok) in readings.items() if ok >= minimum}
     invalid = tried - valid
     last_day = min(h.end or as_of, as_of)
     rows: list[dict] = []
@@ -82,7 +113,11 @@ def reference(h: History, as_of: date) -> list[dict]:
             return sum(1 for d, _ in units if start <= d <= effective and d <= as_of)
 
         n_valid, n_invalid = within(valid), within(invalid)
-        expected = EXPECTED[h.activity]
+        expected = expected_units(h)
+        gap = None
+        if h.activity in WEEKLY_LINES:
+            data_days = {d for d, _ in tried if d <= as_of}
+            gap = longest_run_without(data_days, start, min(effective, as_of - timedelta(days=1)))
         if n_valid == 0:
             status = "no_data"
         elif n_valid / expected < 0.5:
@@ -122,6 +157,9 @@ def reference(h: History, as_of: date) -> list[dict]:
                 "block_reason": block,
                 "reinforce_recommended": closed and k == 1 and status in BAD,
                 "stop_required": closed and status in BAD and previous in BAD,
+                "expected_units": expected,
+                "max_gap_days": gap,
+                "weekly_transmission_missed": None if gap is None else gap > 7,
             }
         )
         k += 1
@@ -132,6 +170,13 @@ def reference(h: History, as_of: date) -> list[dict]:
 
 BASE = date(2024, 9, 1)
 days = st.integers(min_value=0, max_value=330)
+
+
+SENT = {  # what each line's devices send in these histories: counted types and others
+    "HEART_FAILURE": ["weight", "weight", "weight", "blood_pressure"],
+    "DIABETES": ["glucose_sensor", "glucose_capillary", "insulin_dose"],
+    "RENAL_FAILURE": ["dialysis_session", "dialysis_session", "weight"],
+}
 
 
 @st.composite
@@ -149,15 +194,20 @@ def transmissions(draw, activity: str, start: date) -> list[Tx]:
             distance = draw(st.sampled_from([None, 34.9, 35.0, 40.0, 45.0, 45.1]))
             lux = draw(st.sampled_from([None, 4.9, 5.0, 300.0, 2000.0, 2000.1]))
         else:
-            measure = draw(st.sampled_from(["weight", "weight", "weight", "mood"]))
+            measure = draw(st.sampled_from(SENT[activity]))
             eye, distance, lux = None, None, None
-        items.append(Tx(instant, measure, eye, distance, lux))
+        exploitant = draw(st.sampled_from(["X", "X", "Y"]))
+        # a few readings a day: the daily minimums (2, 4) are reached, or just missed
+        for repeat in range(draw(st.integers(1, 4)) if activity == "DIABETES" else 1):
+            moved = instant + timedelta(minutes=7 * repeat)
+            items.append(Tx(moved, measure, eye, distance, lux, exploitant))
     return items
 
 
 @st.composite
 def histories(draw) -> History:
-    activity = draw(st.sampled_from(list(EXPECTED)))
+    activity, profile = draw(st.sampled_from(list(RULES)))
+    sessions = draw(st.sampled_from([None, 1, 3, 4, 7])) if profile == "hemodialysis" else None
     start = BASE + timedelta(days=draw(days))
     end = None
     reason = None
@@ -171,7 +221,14 @@ def histories(draw) -> History:
         valid_until = valid_from + timedelta(days=draw(st.integers(-2, 450)))
         prescriptions.append((kind, valid_from, valid_until))
     return History(
-        activity, start, end, reason, prescriptions, draw(transmissions(activity, start))
+        activity,
+        start,
+        end,
+        reason,
+        prescriptions,
+        draw(transmissions(activity, start)),
+        profile,
+        sessions,
     )
 
 
@@ -188,9 +245,22 @@ def run_models(items: list[History], as_of: date) -> duckdb.DuckDBPyConnection:
     for i, h in enumerate(items):
         eid, patient = f"E{i}", f"P{i}"
         con.execute(
-            "INSERT INTO raw.enrollments VALUES "
-            "(?, ?, ?, 'X', 'OP', ?, ?, ?, false, 0, 0, 1, 'f', ?)",
-            [eid, patient, h.activity, h.start, h.end, h.end_reason, i],
+            "INSERT INTO raw.enrollments BY NAME SELECT ? AS enrollment_id, ? AS patient_id, "
+            "? AS activity_code, 'X' AS exploitant_id, 'OP' AS operator_id, ? AS start_date, "
+            "? AS end_date, ? AS end_reason, false AS ald, ? AS monitoring_profile, "
+            "? AS sessions_per_week, 0 AS key_hash, 0 AS payload_hash, 1 AS file_id, "
+            "'f' AS source_file, ? AS row_number",
+            [
+                eid,
+                patient,
+                h.activity,
+                h.start,
+                h.end,
+                h.end_reason,
+                h.profile,
+                h.sessions_per_week,
+                i,
+            ],
         )
         for j, (kind, valid_from, valid_until) in enumerate(h.prescriptions):
             con.execute(
@@ -200,9 +270,10 @@ def run_models(items: list[History], as_of: date) -> duckdb.DuckDBPyConnection:
         for j, t in enumerate(h.transmissions):
             con.execute(
                 "INSERT INTO raw.transmissions VALUES "
-                "(?, 'X', ?, ?, ?, ?, ?, NULL, 1.0, NULL, ?, ?, 0, 0, 1, 'f', ?)",
+                "(?, ?, ?, ?, ?, ?, ?, NULL, 1.0, NULL, ?, ?, 0, 0, 1, 'f', ?)",
                 [
                     f"T{i}-{j}",
+                    t.exploitant,
                     h.activity,
                     patient,
                     t.measure_type,
@@ -254,6 +325,7 @@ def test_reference_knows_the_rulebook_edges():
     h = History("ODYSIGHT", start, None, None, [("initial", start, date(2025, 12, 31))], tests)
     rows = reference(h, date(2025, 3, 5))
     assert [r["valid_units"] for r in rows] == [4, 0, 0]
+    assert [r["max_gap_days"] for r in rows] == [None, None, None]
     assert [r["data_status"] for r in rows] == ["sufficient", "no_data", "no_data"]
     assert [r["block_reason"] for r in rows] == [None, "no_data", "open"]
     assert [r["stop_required"] for r in rows] == [False, False, False]
@@ -287,3 +359,32 @@ def test_reference_and_sql_agree_on_period_boundaries(offset):
         f"SELECT {', '.join(COLUMNS)} FROM marts.patient_periods ORDER BY period_index"
     ).fetchall()
     assert got == [tuple(r[c] for c in COLUMNS) for r in reference(items[0], date(2025, 6, 1))]
+
+
+def test_reference_knows_the_new_counting_rules():
+    """The reference on hand-checked R3 histories: sensor days need 4 readings from one
+    exploitant; hemodialysis expects round(sessions x 30 / 7); the weekly gap."""
+    start = date(2025, 1, 1)
+    rx = [("initial", start, date(2025, 12, 31))]
+
+    def readings(day: int, count: int, exploitant: str = "X") -> list[Tx]:
+        at = datetime(2025, 1, 1, 8, tzinfo=UTC) + timedelta(days=day)
+        return [
+            Tx(at + timedelta(hours=i), "glucose_sensor", None, None, None, exploitant)
+            for i in range(count)
+        ]
+
+    # days 0-14: 4 readings (valid); day 15: 3 (invalid); day 16: 2 + 2 from two exploitants
+    # (invalid); then nothing until day 29: gap of 13 days (16 is the last day with data)
+    tests = [t for d in range(15) for t in readings(d, 4)] + readings(15, 3)
+    tests += readings(16, 2) + readings(16, 2, "Y")
+    sensor = History("DIABETES", start, None, None, rx, tests, "sensor")
+    rows = reference(sensor, date(2025, 2, 5))
+    assert [r["valid_units"] for r in rows] == [15, 0]
+    assert [r["invalid_units"] for r in rows] == [2, 0]
+    assert [r["max_gap_days"] for r in rows] == [13, 5]  # P2 open: Jan 31 .. Feb 4
+    assert [r["weekly_transmission_missed"] for r in rows] == [True, False]
+    dialysis = History("RENAL_FAILURE", start, None, None, rx, [], "hemodialysis", 4)
+    assert reference(dialysis, date(2025, 2, 5))[0]["expected_units"] == 17
+    dialysis.sessions_per_week = None
+    assert reference(dialysis, date(2025, 2, 5))[0]["expected_units"] == 13

@@ -8,14 +8,17 @@ from dagster_project.resources import LandingResource, WarehouseResource
 from pipelines import contract
 from pipelines.ingest import ingest
 from pipelines.reference import load_reference
+from pipelines.warehouse import migrate
 
 GROUP = "ingest"
 
 
 @dg.asset(key=["ref", "catalog"], group_name=GROUP, kinds={"duckdb"})
 def reference(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The activity catalog and the Europe/Paris offsets as ``ref.*`` tables."""
+    """The activity catalog, its counting rules and the Europe/Paris offsets as ``ref.*`` tables
+    (the warehouse's tables created or migrated first)."""
     with warehouse.writer() as con:
+        migrate(con)
         counts = load_reference(con)
     return dg.MaterializeResult(metadata={f"{name}_rows": n for name, n in counts.items()})
 

@@ -3,10 +3,11 @@
 -- GUIDE §7 and ODYSIGHT §III.3.a: operator and exploitant inform each other of an interruption
 -- without delay; the care team acts (accompagnement thérapeutique) before a period is lost.
 CREATE OR REPLACE TABLE staging.current_problems AS
-WITH active AS (  -- enrollments running on as_of
-    SELECT e.*, a.interruption_alert_days, a.unit, a.expected_units
+WITH active AS (  -- enrollments running on as_of, with the counting rule of their line and profile
+    SELECT e.*, r.interruption_alert_days, r.grain, r.max_transmission_gap_days
     FROM staging.enrollments e
-    JOIN ref.activities a USING (activity_code)
+    JOIN ref.counting_rules r
+      ON r.activity_code = e.activity_code AND r.monitoring_profile = e.counting_profile
     WHERE e.start_date <= getvariable('as_of')
       AND (e.end_date IS NULL OR e.end_date >= getvariable('as_of'))
 ),
@@ -27,12 +28,12 @@ interrupted AS (
     LEFT JOIN received r USING (enrollment_id)
 ),
 current_period AS (  -- the open period of each active enrollment, and what it still needs
-    SELECT p.*, a.unit,
+    SELECT p.*, a.max_transmission_gap_days,
         CAST(ceil(getvariable('sufficiency_threshold') * p.expected_units) AS INTEGER)
             AS units_needed_total,
         p.effective_end - getvariable('as_of') + 1 AS days_left,
         getvariable('as_of') - p.period_start AS days_elapsed,
-        CASE WHEN a.unit = 'eye_test_day' THEN 2 ELSE 1 END AS max_units_per_day
+        CASE WHEN a.grain = 'eye_day' THEN 2 ELSE 1 END AS max_units_per_day
     FROM marts.patient_periods p
     JOIN active a USING (enrollment_id)
     WHERE NOT p.is_closed
@@ -94,6 +95,19 @@ problems AS (
         effective_end
     FROM at_risk
     WHERE units_missing > 0 AND (out_of_reach OR behind_pace)
+    UNION ALL
+    -- R3 (lines with a weekly minimum, diabetes): the open period already went longer than the weekly minimum without
+    -- a counted reading; resolved when the period closes
+    SELECT enrollment_id, 'weekly_transmission_missed', 'both',
+        format('Période {} : {} jours consécutifs sans mesure prise en compte (transmission au '
+               'minimum hebdomadaire : {} jours au plus).', period_index, max_gap_days,
+               max_transmission_gap_days),
+        format('Period {}: {} days in a row without a counted reading (at least weekly '
+               'transmission: {} days at most).', period_index, max_gap_days,
+               max_transmission_gap_days),
+        effective_end
+    FROM current_period
+    WHERE weekly_transmission_missed
     UNION ALL
     SELECT enrollment_id, 'reinforce_recommended', 'both',
         format('Période 1 sous 50 % ({} / {}) : télésurveillance renforcée recommandée.',

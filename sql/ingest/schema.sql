@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS raw.enrollments (
     end_date      DATE,
     end_reason    VARCHAR,
     ald           BOOLEAN NOT NULL,
+    monitoring_profile VARCHAR,       -- rules.md R3 (null: not sent)
+    sessions_per_week  INTEGER,       -- rules.md R3, hemodialysis (null: not sent)
     key_hash      UBIGINT NOT NULL,
     payload_hash  UBIGINT NOT NULL,
     file_id       INTEGER NOT NULL,
@@ -81,6 +83,11 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
     source_file     VARCHAR NOT NULL,
     row_number      BIGINT NOT NULL
 );
+
+-- warehouses created before the monitoring profile was sent: the columns are added (null: not
+-- sent, which is what those rows said)
+ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS monitoring_profile VARCHAR;
+ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS sessions_per_week INTEGER;
 
 -- warehouses created before ctime_ns was kept: the column is added (null: those files are hashed
 -- once more, then recognised by their content)

@@ -13,7 +13,9 @@ WITH cleaned AS (
         nullif(trim(start_date), '') AS start_text,
         nullif(trim(end_date), '') AS end_text,
         lower(nullif(trim(end_reason), '')) AS end_reason,
-        lower(nullif(trim(ald), '')) AS ald_text
+        lower(nullif(trim(ald), '')) AS ald_text,
+        lower(nullif(trim(monitoring_profile), '')) AS monitoring_profile,
+        nullif(trim(sessions_per_week), '') AS sessions_text
     FROM landing_batch
 ),
 typed AS (
@@ -21,6 +23,12 @@ typed AS (
         try_cast(start_text AS DATE) AS start_date,
         try_cast(end_text AS DATE) AS end_date,
         try_cast(ald_text AS BOOLEAN) AS ald,
+        -- R3: a whole number of sessions a week in the contract's range ('3.0' is 3, '3.5' bad)
+        try_cast(sessions_text AS DOUBLE) AS sessions_number,
+        CASE WHEN sessions_number = floor(sessions_number)
+              AND sessions_number BETWEEN getvariable('sessions_per_week_min')
+                                      AND getvariable('sessions_per_week_max')
+             THEN CAST(sessions_number AS INTEGER) END AS sessions_per_week,
         a.activity_code IS NOT NULL AS known_activity
     FROM cleaned c
     LEFT JOIN ref.activities a USING (activity_code)
@@ -38,16 +46,18 @@ judged AS (
         concat_ws(', ',
             CASE WHEN start_date IS NULL THEN 'start_date' END,
             CASE WHEN end_text IS NOT NULL AND end_date IS NULL THEN 'end_date' END,
-            CASE WHEN ald IS NULL THEN 'ald' END) AS badly_typed
+            CASE WHEN ald IS NULL THEN 'ald' END,
+            CASE WHEN sessions_text IS NOT NULL AND sessions_per_week IS NULL
+                 THEN 'sessions_per_week' END) AS badly_typed
     FROM typed
 )
 SELECT
     file_id, source_file, row_number, raw, as_read,
     enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
-    start_date, end_date, end_reason, ald,
+    start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week,
     hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
     hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
-         end_reason, ald) AS payload_hash,
+         end_reason, ald, monitoring_profile, sessions_per_week) AS payload_hash,
     CASE
         WHEN parse_error IS NOT NULL THEN 'malformed_record'
         WHEN missing <> '' THEN 'missing_field'

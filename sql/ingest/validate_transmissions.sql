@@ -10,7 +10,9 @@ WITH cleaned AS (
         nullif(trim(exploitant_id), '') AS exploitant_id,
         nullif(activity_code, '') AS activity_code,
         nullif(trim(patient_id), '') AS patient_id,
-        nullif(measure_type, '') AS measure_type,
+        -- a type sent under an older name is read as its current one (contract.py aliases)
+        coalesce(getvariable('measure_type_aliases')[nullif(measure_type, '')],
+                 nullif(measure_type, '')) AS measure_type,
         upper(nullif(eye, '')) AS eye,
         nullif(measured_at, '') AS measured_at_text,
         nullif(received_at, '') AS received_at_text,

@@ -1,12 +1,19 @@
--- staging.enrollments, staging.prescriptions: the latest version of each record (R2, R7).
+-- staging.enrollments, staging.prescriptions: the latest version of each record (R2, R7), each
+-- enrollment with the counting rule of its line and monitoring profile (R3).
 -- A re-sent enrollment with new content is a new version in raw; the last one received wins.
 --
+-- R3: counting_profile is the monitoring profile sent when the line has that profile, else the
+-- line's default row (''); expected_units is the rule's, or for a rule counting sessions
+-- round(sessions_per_week x period_days / 7), the rule's default sessions when none is sent.
+--
 -- raw.* only grows, so both tables are built again only when rows were added to
--- raw.enrollments or raw.prescriptions, or a prescription cap changed, since the last build
--- (ops.model_state holds what they were built from); a night without such files keeps them.
+-- raw.enrollments or raw.prescriptions, or the catalog or a parameter changed, since the last
+-- build (ops.model_state holds what they were built from); a night without such files keeps them.
 CREATE TABLE IF NOT EXISTS staging.enrollments (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
-    operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN
+    operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN,
+    monitoring_profile VARCHAR, sessions_per_week INTEGER, counting_profile VARCHAR,
+    expected_units INTEGER
 );
 CREATE TABLE IF NOT EXISTS staging.prescriptions (
     prescription_id VARCHAR, enrollment_id VARCHAR, kind VARCHAR, valid_from DATE,
@@ -17,17 +24,32 @@ SET VARIABLE enrollments_inputs =
     (SELECT count(*) || ':' || coalesce(max(file_id), 0) FROM raw.enrollments)
     || '/' || (SELECT count(*) || ':' || coalesce(max(file_id), 0) FROM raw.prescriptions)
     || '/' || getvariable('prescription_max_days') || ':' || getvariable('trial_max_days')
-    || ':enrollments-1';
+    || ':' || getvariable('period_days') || '/' || (SELECT reference_hash FROM ref.version);
 SET VARIABLE enrollments_rebuild = getvariable('enrollments_inputs') IS DISTINCT FROM (
     SELECT reference_hash FROM ops.model_state WHERE model = 'enrollments');
 
 DELETE FROM staging.enrollments WHERE getvariable('enrollments_rebuild');
 INSERT INTO staging.enrollments BY NAME
-SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
-       start_date, end_date, end_reason, ald
-FROM raw.enrollments
-WHERE getvariable('enrollments_rebuild')
-QUALIFY row_number() OVER (PARTITION BY enrollment_id ORDER BY file_id DESC, row_number DESC) = 1;
+WITH latest AS (
+    SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
+           start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week
+    FROM raw.enrollments
+    WHERE getvariable('enrollments_rebuild')
+    QUALIFY row_number() OVER (PARTITION BY enrollment_id
+                               ORDER BY file_id DESC, row_number DESC) = 1
+)
+SELECT e.*,
+    r.monitoring_profile AS counting_profile,
+    coalesce(r.expected_units, CAST(round(
+        coalesce(e.sessions_per_week, r.default_sessions_per_week)
+        * getvariable('period_days') / 7) AS INTEGER)) AS expected_units
+FROM latest e
+JOIN ref.counting_rules r
+  ON r.activity_code = e.activity_code
+ AND r.monitoring_profile = coalesce((
+        SELECT p.monitoring_profile FROM ref.counting_rules p
+        WHERE p.activity_code = e.activity_code AND p.monitoring_profile = e.monitoring_profile),
+        '');
 
 -- R7: a prescription lasts at most prescription_max_days (a trial trial_max_days); longer ones
 -- are reported by 07_data_quality.sql and only their first days count (covers_until).

@@ -1,25 +1,28 @@
 -- staging.daily_units: transmissions at their finest grain, one row per patient, activity,
--- exploitant, Paris civil date and unit eye (R1, R3).
+-- exploitant, Paris civil date, eye and counted measure type, with how many readings were sent
+-- and how many of them failed their calibration (R1, R3).
 --
 -- R1: the civil date in Europe/Paris comes from ref.paris_offsets (built from the tz database):
 -- the UTC year's summer-time interval tells the offset, and the date is integer arithmetic on
 -- epoch microseconds, exact and much cheaper than a per-row time-zone conversion.
--- R3: only the activity's counted measure types make units; an ODYSIGHT test whose recorded
--- distance or light is outside the catalog bounds is invalid (a missing value is not); one unit
--- per (patient, eye, day) for eye tests, one per (patient, day) for the other lines.
+-- R3: which measure types count, and how many readings a day needs, depend on the enrollment's
+-- monitoring profile (04_period_units.sql applies them); here a measure type keeps its own row
+-- when some profile of the line counts it, the others share one row (measure_type ''), kept for
+-- the transmission counts and the last receipt. An eye test whose recorded distance or light is
+-- outside the catalog bounds fails its calibration (a missing value is not evidence of that).
 --
--- Incremental: raw.transmissions only grows, and these aggregates merge (or, max, sum), so each
+-- Incremental: raw.transmissions only grows, and these aggregates merge (sum, max), so each
 -- run folds in only the rows of files ingested since the last run (ops.model_state holds that
 -- file id). A change of the catalog or of the Paris offsets rebuilds the table from scratch.
 CREATE TABLE IF NOT EXISTS staging.daily_units (
     patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
-    unit_eye VARCHAR, has_valid BOOLEAN, has_invalid BOOLEAN, transmissions BIGINT,
+    unit_eye VARCHAR, measure_type VARCHAR, readings BIGINT, invalid_readings BIGINT,
     last_received_at TIMESTAMPTZ
 );
 -- daily units new or changed since 04_period_units.sql last matched them
 CREATE TABLE IF NOT EXISTS ops.units_pending (
     patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
-    unit_eye VARCHAR
+    unit_eye VARCHAR, measure_type VARCHAR
 );
 SET VARIABLE reference_hash = (SELECT reference_hash FROM ref.version);
 SET VARIABLE daily_units_after_file = coalesce((
@@ -50,8 +53,8 @@ localised AS (
 ),
 judged AS (
     SELECT l.patient_id, l.activity_code, l.exploitant_id, l.local_date, l.received_at,
-        CASE WHEN a.unit = 'eye_test_day' THEN coalesce(l.eye, '') ELSE '' END AS unit_eye,
-        coalesce(m.is_counted, false) AS is_counted,
+        coalesce(l.eye, '') AS unit_eye,
+        CASE WHEN m.is_counted THEN l.measure_type ELSE '' END AS measure_type,
         (l.distance_cm IS NULL OR a.distance_min_cm IS NULL OR l.distance_cm >= a.distance_min_cm)
         AND (l.distance_cm IS NULL OR a.distance_max_cm IS NULL OR l.distance_cm <= a.distance_max_cm)
         AND (l.ambient_lux IS NULL OR a.lux_min IS NULL OR l.ambient_lux >= a.lux_min)
@@ -61,10 +64,9 @@ judged AS (
     JOIN ref.activities a USING (activity_code)
     LEFT JOIN ref.activity_measures m USING (activity_code, measure_type)
 )
-SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
-    bool_or(is_counted AND calibration_ok) AS has_valid,
-    bool_or(is_counted AND NOT calibration_ok) AS has_invalid,
-    count(*) AS transmissions,
+SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type,
+    count(*) AS readings,
+    count(*) FILTER (WHERE NOT calibration_ok) AS invalid_readings,
     max(received_at) AS last_received_at
 FROM judged
 GROUP BY ALL;
@@ -82,18 +84,18 @@ SELECT * FROM transmitted_units WHERE getvariable('daily_units_after_file') > 0;
 -- on before looking their keys up (a night's units are recent: a few days of history are read).
 SET VARIABLE new_units_from = coalesce((SELECT min(local_date) FROM new_units), DATE '9999-12-31');
 CREATE OR REPLACE TEMP TABLE merged_units AS
-SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye,
-    bool_or(has_valid) AS has_valid, bool_or(has_invalid) AS has_invalid,
-    sum(transmissions) AS transmissions, max(last_received_at) AS last_received_at
+SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type,
+    sum(readings) AS readings, sum(invalid_readings) AS invalid_readings,
+    max(last_received_at) AS last_received_at
 FROM (
     SELECT d.* FROM staging.daily_units d
-    SEMI JOIN new_units n USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+    SEMI JOIN new_units n USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
     WHERE d.local_date >= getvariable('new_units_from')
     UNION ALL
     SELECT n.* FROM new_units n
     SEMI JOIN (SELECT * FROM staging.daily_units
                WHERE local_date >= getvariable('new_units_from')) d
-        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
 )
 WHERE getvariable('daily_units_after_file') > 0
 GROUP BY ALL;
@@ -101,16 +103,17 @@ GROUP BY ALL;
 DELETE FROM staging.daily_units d USING merged_units m
 WHERE d.patient_id = m.patient_id AND d.activity_code = m.activity_code
   AND d.exploitant_id = m.exploitant_id AND d.local_date = m.local_date
-  AND d.unit_eye = m.unit_eye AND d.local_date >= getvariable('new_units_from');
+  AND d.unit_eye = m.unit_eye AND d.measure_type = m.measure_type
+  AND d.local_date >= getvariable('new_units_from');
 
 INSERT INTO staging.daily_units BY NAME
 SELECT * FROM merged_units
 UNION ALL BY NAME
 SELECT n.* FROM new_units n
-ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye);
+ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type);
 
 INSERT INTO ops.units_pending
-SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye FROM new_units
+SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type FROM new_units
 WHERE getvariable('daily_units_after_file') > 0;
 
 INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash)

@@ -1,6 +1,8 @@
 -- staging.periods (R2): 30-day periods, date to date, from the enrollment start, until the
 -- enrollment's end date or the evaluation date as_of, whichever comes first.
 -- effective_end: the period's last day, or the end date when sooner; closed when before as_of.
+-- Each period carries its enrollment's counting rule (R3): its counting_profile and the
+-- expected_units of every period.
 CREATE OR REPLACE TABLE staging.periods AS
 WITH bounded AS (
     SELECT e.*,
@@ -15,11 +17,14 @@ numbered AS (
     WHERE last_day >= start_date
 )
 SELECT enrollment_id, activity_code,  -- the enrollment's other fields: staging.enrollments
+    counting_profile, expected_units,  -- the counting rule of R3 (01_enrollments.sql)
     period_index,
     CAST(start_date + (period_index - 1) * getvariable('period_days') AS DATE) AS period_start,
     CAST(start_date + period_index * getvariable('period_days') - 1 AS DATE) AS period_end,
     least(period_end, coalesce(end_date, period_end)) AS effective_end,
-    effective_end < getvariable('as_of') AS is_closed
+    effective_end < getvariable('as_of') AS is_closed,
+    -- the last day whose data counts for the period: its effective end, never after as_of
+    least(effective_end, getvariable('as_of')) AS counted_until
 FROM numbered;
 
 -- the evaluation date the periods were cut at: 05_patient_periods.sql decides again the periods

@@ -14,34 +14,30 @@
 -- A change of the catalog, the Paris offsets or the period length rebuilds everything.
 CREATE TABLE IF NOT EXISTS staging.matched_units (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
-    local_date DATE, unit_eye VARCHAR, has_valid BOOLEAN, has_invalid BOOLEAN,
-    transmissions BIGINT, last_received_at TIMESTAMPTZ, period_index INTEGER
+    local_date DATE, unit_eye VARCHAR, measure_type VARCHAR, readings BIGINT,
+    invalid_readings BIGINT, last_received_at TIMESTAMPTZ, period_index INTEGER
 );
-CREATE TABLE IF NOT EXISTS staging.unmatched_units (
-    patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
-    unit_eye VARCHAR, has_valid BOOLEAN, has_invalid BOOLEAN, transmissions BIGINT,
-    last_received_at TIMESTAMPTZ
-);
+CREATE TABLE IF NOT EXISTS staging.unmatched_units AS FROM staging.daily_units LIMIT 0;
 CREATE TABLE IF NOT EXISTS staging.period_units (
     enrollment_id VARCHAR, period_index INTEGER, valid_units BIGINT, invalid_units BIGINT,
     transmissions BIGINT,
     -- the period's last receipt (server clock; the day when received_at is missing) and last
     -- measured day, for the interruption alert (alerts/01_current_problems.sql)
-    last_received_at TIMESTAMPTZ, last_local_date DATE
+    last_received_at TIMESTAMPTZ, last_local_date DATE,
+    -- R3 weekly transmission (lines with max_transmission_gap_days): the first and last days
+    -- with a counted reading and the longest run of days without one between them
+    first_data_date DATE, last_data_date DATE, inner_gap_days INTEGER
 );
--- a warehouse built before the last-receipt columns gets them, and a rebuild (fingerprint below)
-ALTER TABLE staging.period_units ADD COLUMN IF NOT EXISTS last_received_at TIMESTAMPTZ;
-ALTER TABLE staging.period_units ADD COLUMN IF NOT EXISTS last_local_date DATE;
 -- periods counted again since 05_patient_periods.sql last decided them
 CREATE TABLE IF NOT EXISTS ops.periods_pending (enrollment_id VARCHAR, period_index INTEGER);
 CREATE TABLE IF NOT EXISTS staging.matched_enrollments (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, start_date DATE,
-    end_date DATE
+    end_date DATE, counting_profile VARCHAR
 );
 
--- what the tables depend on beyond the data; `units-2`: the layout of staging.period_units
+-- what the tables depend on beyond the data
 SET VARIABLE units_fingerprint =
-    (SELECT reference_hash FROM ref.version) || ':' || getvariable('period_days') || ':units-2';
+    (SELECT reference_hash FROM ref.version) || ':' || getvariable('period_days');
 SET VARIABLE units_full = getvariable('units_fingerprint') IS DISTINCT FROM (
     SELECT reference_hash FROM ops.model_state WHERE model = 'period_units');
 SET VARIABLE units_previous_as_of = (
@@ -55,7 +51,8 @@ DELETE FROM ops.periods_pending WHERE getvariable('units_full');
 DELETE FROM ops.model_state WHERE model = 'patient_periods' AND getvariable('units_full');
 
 CREATE OR REPLACE TEMP TABLE current_enrollments AS
-SELECT enrollment_id, patient_id, activity_code, start_date, end_date FROM staging.enrollments;
+SELECT enrollment_id, patient_id, activity_code, start_date, end_date, counting_profile
+FROM staging.enrollments;
 
 CREATE OR REPLACE TEMP TABLE changed_enrollments AS
 (SELECT * FROM current_enrollments EXCEPT SELECT * FROM staging.matched_enrollments)
@@ -80,7 +77,7 @@ WITH dirty_units AS (
     SELECT d.* FROM staging.daily_units d
     SEMI JOIN (SELECT DISTINCT * FROM ops.units_pending
                ANTI JOIN dirty_pairs USING (patient_id, activity_code)) p
-      USING (patient_id, activity_code, exploitant_id, local_date, unit_eye)
+      USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
     WHERE NOT getvariable('units_full')
 )
 SELECT e.enrollment_id, d.*,
@@ -121,69 +118,108 @@ INSERT INTO ops.periods_pending SELECT enrollment_id, period_index FROM dirty_pe
 -- replace are exactly those of the units matched again
 DELETE FROM staging.matched_units WHERE NOT getvariable('units_full') AND rowid IN (
     SELECT t.rowid FROM staging.matched_units t
-    SEMI JOIN dirty_matches USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
+    SEMI JOIN dirty_matches
+        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type));
 INSERT INTO staging.matched_units BY NAME
 SELECT * FROM dirty_matches WHERE enrollment_id IS NOT NULL;
 
 DELETE FROM staging.unmatched_units WHERE NOT getvariable('units_full') AND rowid IN (
     SELECT t.rowid FROM staging.unmatched_units t
-    SEMI JOIN dirty_matches USING (patient_id, activity_code, exploitant_id, local_date, unit_eye));
+    SEMI JOIN dirty_matches
+        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type));
 INSERT INTO staging.unmatched_units BY NAME
 SELECT * EXCLUDE (enrollment_id, period_index) FROM dirty_matches WHERE enrollment_id IS NULL;
 
--- A unit counts for a period only up to its effective end (R2) and never after as_of. A unit is
--- (day, eye): the same test sent under two exploitants is still one unit (R3). Each unit is one
--- bit of the period's 128-bit mask, (day - period start) * 3 + eye; OR-ing the masks of the
--- period's rows and counting the bits counts each unit once, however many exploitants sent it,
--- in one aggregation per period instead of a first one per unit (11 M groups on B1, ~1.8 s).
--- A 42-day period uses bits 0..125; a longer period_days stops the run (bit 126 is the last a
--- HUGEINT shift allows).
+-- staging.unit_days (a view, R3): one row per unit of a period, a local day (an eye's day for
+-- eye-test lines), with the counted readings of the enrollment's counting rule (ref.counting_rules:
+-- its line and monitoring profile). The unit is valid when they reach the rule's daily minimum;
+-- a day with counted readings below it, or whose tests all failed their calibration, is an
+-- invalid unit. The same unit sent under two exploitants is still one unit: its readings are
+-- those of the exploitant who sent the most (never the sum of copies). A unit counts for a
+-- period only up to its effective end (R2) and never after as_of (staging.periods
+-- counted_until). Readers (notebooks, evidence) see each unit as the counts below saw it.
+CREATE OR REPLACE VIEW staging.unit_days AS
+WITH sent AS (
+    SELECT u.enrollment_id, u.period_index, u.local_date,
+        CASE WHEN r.grain = 'eye_day' THEN u.unit_eye ELSE '' END AS unit_eye,
+        r.min_per_day, u.exploitant_id,
+        sum(u.readings - u.invalid_readings) AS valid_readings,
+        sum(u.invalid_readings) AS failed_readings
+    FROM staging.matched_units u
+    JOIN staging.periods p USING (enrollment_id, period_index)
+    JOIN ref.counting_measures m
+      ON m.activity_code = p.activity_code AND m.monitoring_profile = p.counting_profile
+     AND m.measure_type = u.measure_type
+    JOIN ref.counting_rules r
+      ON r.activity_code = p.activity_code AND r.monitoring_profile = p.counting_profile
+    WHERE u.local_date <= p.counted_until
+    GROUP BY ALL
+)
+SELECT enrollment_id, period_index, local_date, unit_eye, min_per_day,
+    max(valid_readings) AS valid_readings,  -- of the exploitant who sent the most
+    max(failed_readings) AS failed_readings,
+    max(valid_readings) >= min_per_day AS is_valid
+FROM sent
+GROUP BY enrollment_id, period_index, local_date, unit_eye, min_per_day;
+
 DELETE FROM staging.period_units u USING dirty_periods d
 WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
 -- the earliest first day of the periods to count again (their units are all on or after it):
--- a constant the scan of all matched units below filters on before looking their keys up. A
+-- a constant the scans of the matched units below filter on before looking their keys up. A
 -- night counts recent periods again, so it reads a few weeks of units, not the whole history.
-SET VARIABLE dirty_from = coalesce(
-    (SELECT min(p.period_start) FROM staging.periods p SEMI JOIN dirty_periods d
-     USING (enrollment_id, period_index)),
-    DATE '9999-12-31');
+SET VARIABLE dirty_from = CASE WHEN getvariable('units_full') THEN DATE '0001-01-01' ELSE
+    coalesce((SELECT min(p.period_start) FROM staging.periods p
+              SEMI JOIN dirty_periods d USING (enrollment_id, period_index)),
+             DATE '9999-12-31') END;
 INSERT INTO staging.period_units BY NAME
-WITH counted AS (  -- full mode: every matched unit; else those of the periods to count again
-    SELECT * FROM dirty_matches WHERE getvariable('units_full') AND enrollment_id IS NOT NULL
-    UNION ALL
-    SELECT u.* FROM staging.matched_units u SEMI JOIN dirty_periods USING (enrollment_id, period_index)
-    WHERE NOT getvariable('units_full') AND u.local_date >= getvariable('dirty_from')
+WITH transmitted AS (  -- every reading of the period, counted or not
+    SELECT u.enrollment_id, u.period_index,
+        sum(u.readings) AS transmissions,
+        max(coalesce(u.last_received_at, CAST(u.local_date AS TIMESTAMPTZ))) AS last_received_at,
+        max(u.local_date) AS last_local_date
+    FROM staging.matched_units u
+    JOIN staging.periods p USING (enrollment_id, period_index)
+    WHERE u.local_date <= p.counted_until AND u.local_date >= getvariable('dirty_from')
+      AND (getvariable('units_full') OR (u.enrollment_id, u.period_index) IN (FROM dirty_periods))
+    GROUP BY ALL
 ),
 units AS (
-    SELECT u.enrollment_id, u.period_index, u.local_date, u.has_valid, u.has_invalid,
-        u.transmissions, coalesce(u.last_received_at, CAST(u.local_date AS TIMESTAMPTZ)) AS received,
-        CAST(1 AS HUGEINT) << CAST((u.local_date - p.period_start) * 3 + CASE u.unit_eye
-            WHEN '' THEN 0 WHEN 'OD' THEN 1 WHEN 'OS' THEN 2
-            ELSE error('unit_eye is neither empty, OD nor OS: ' || coalesce(u.unit_eye, 'null'))
-            END AS INTEGER)
-            AS unit_bit
-    FROM staging.periods p
-    JOIN counted u USING (enrollment_id, period_index)
-    WHERE u.local_date <= p.effective_end
-      AND u.local_date <= getvariable('as_of')
-      AND (getvariable('period_days') <= 42
-           OR error('period_days above 42 does not fit the unit masks of 04_period_units.sql'))
+    SELECT * FROM staging.unit_days
+    WHERE local_date >= getvariable('dirty_from')
+      AND (getvariable('units_full') OR (enrollment_id, period_index) IN (FROM dirty_periods))
 ),
-masks AS (
+counts AS (
     SELECT enrollment_id, period_index,
-        coalesce(bit_or(unit_bit) FILTER (WHERE has_valid), 0) AS valid_mask,
-        coalesce(bit_or(unit_bit) FILTER (WHERE has_invalid), 0) AS invalid_mask,
-        sum(transmissions) AS transmissions,
-        max(received) AS last_received_at,
-        max(local_date) AS last_local_date
+        count(*) FILTER (WHERE is_valid) AS valid_units,
+        count(*) FILTER (WHERE NOT is_valid) AS invalid_units
     FROM units
     GROUP BY ALL
+),
+data_days AS (  -- R3 weekly transmission: the days with a counted reading, gaps between them
+    SELECT enrollment_id, period_index, local_date,
+        local_date - lag(local_date) OVER (PARTITION BY enrollment_id, period_index
+                                           ORDER BY local_date) - 1 AS gap
+    FROM (SELECT DISTINCT u.enrollment_id, u.period_index, u.local_date
+          FROM units u
+          JOIN staging.periods p USING (enrollment_id, period_index)
+          JOIN ref.counting_rules r
+            ON r.activity_code = p.activity_code AND r.monitoring_profile = p.counting_profile
+          WHERE r.max_transmission_gap_days IS NOT NULL)
+),
+spans AS (
+    SELECT enrollment_id, period_index,
+        min(local_date) AS first_data_date, max(local_date) AS last_data_date,
+        CAST(coalesce(max(gap), 0) AS INTEGER) AS inner_gap_days
+    FROM data_days
+    GROUP BY ALL
 )
-SELECT enrollment_id, period_index,
-    bit_count(valid_mask) AS valid_units,
-    bit_count(invalid_mask & ~valid_mask) AS invalid_units,  -- units with no valid test
-    transmissions, last_received_at, last_local_date
-FROM masks;
+SELECT t.enrollment_id, t.period_index,
+    coalesce(c.valid_units, 0) AS valid_units, coalesce(c.invalid_units, 0) AS invalid_units,
+    t.transmissions, t.last_received_at, t.last_local_date,
+    s.first_data_date, s.last_data_date, s.inner_gap_days
+FROM transmitted t
+LEFT JOIN counts c USING (enrollment_id, period_index)
+LEFT JOIN spans s USING (enrollment_id, period_index);
 
 -- the enrollments the tables now stand for: only the rows of changed enrollments are replaced
 DELETE FROM staging.matched_enrollments

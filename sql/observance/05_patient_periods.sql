@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS marts.patient_periods (
     invalid_units BIGINT, completeness DOUBLE, data_status VARCHAR, billable BOOLEAN,
     block_reason VARCHAR, reinforce_recommended BOOLEAN, stop_required BOOLEAN,
     died_in_period BOOLEAN, ended_in_period BOOLEAN, has_prescription BOOLEAN, ald BOOLEAN,
-    start_date DATE, end_date DATE, end_reason VARCHAR
+    start_date DATE, end_date DATE, end_reason VARCHAR, monitoring_profile VARCHAR,
+    counting_profile VARCHAR, max_gap_days INTEGER, weekly_transmission_missed BOOLEAN
 );
 -- the enrollments as they were decided from (every field of staging.enrollments is used)
 CREATE TABLE IF NOT EXISTS staging.decided_enrollments AS FROM staging.enrollments LIMIT 0;
@@ -35,10 +36,9 @@ CREATE TABLE IF NOT EXISTS staging.decided_prescriptions (
     enrollment_id VARCHAR, valid_from DATE, covers_until DATE
 );
 
--- what the decisions depend on beyond the data; `decisions-1`: the layout of the table
+-- what the decisions depend on beyond the data
 SET VARIABLE decisions_fingerprint = (SELECT reference_hash FROM ref.version)
-    || ':' || getvariable('period_days') || ':' || getvariable('sufficiency_threshold')
-    || ':decisions-1';
+    || ':' || getvariable('period_days') || ':' || getvariable('sufficiency_threshold');
 SET VARIABLE periods_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'periods');
 SET VARIABLE decided_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'patient_periods');
 SET VARIABLE decisions_full = getvariable('periods_as_of') IS NULL
@@ -96,18 +96,29 @@ covered AS (  -- R7: the periods whose first day a prescription (capped) covers
 ),
 measured AS (
     SELECT p.*,
-        a.expected_units,
         coalesce(u.valid_units, 0) AS valid_units,
         coalesce(u.invalid_units, 0) AS invalid_units,
-        least(coalesce(u.valid_units, 0) / a.expected_units, 1.0) AS completeness,
-        data_status(coalesce(u.valid_units, 0), a.expected_units) AS data_status,
+        least(coalesce(u.valid_units, 0) / p.expected_units, 1.0) AS completeness,
+        data_status(coalesce(u.valid_units, 0), p.expected_units) AS data_status,
         -- the previous period's status (periods are numbered 1, 2, ... without gaps)
         CASE WHEN p.period_index > 1
-             THEN data_status(coalesce(previous.valid_units, 0), a.expected_units)
+             THEN data_status(coalesce(previous.valid_units, 0), p.expected_units)
         END AS previous_data_status,
-        c.period_index IS NOT NULL AS has_prescription
+        c.period_index IS NOT NULL AS has_prescription,
+        -- R3 weekly transmission: the longest run of days without a counted reading, over the
+        -- period's days up to its effective end (an open period: up to the day before as_of)
+        least(p.effective_end, getvariable('as_of') - 1) AS gap_window_end,
+        CASE WHEN r.max_transmission_gap_days IS NOT NULL THEN
+            CASE WHEN u.first_data_date IS NULL OR u.first_data_date > gap_window_end
+                 THEN greatest(gap_window_end - p.period_start + 1, 0)
+                 ELSE greatest(u.first_data_date - p.period_start, u.inner_gap_days,
+                               gap_window_end - u.last_data_date)
+            END
+        END AS max_gap_days,
+        max_gap_days > r.max_transmission_gap_days AS weekly_transmission_missed
     FROM periods p
-    JOIN ref.activities a USING (activity_code)
+    JOIN ref.counting_rules r
+      ON r.activity_code = p.activity_code AND r.monitoring_profile = p.counting_profile
     LEFT JOIN staging.period_units u USING (enrollment_id, period_index)
     LEFT JOIN staging.period_units previous
       ON previous.enrollment_id = p.enrollment_id AND previous.period_index = p.period_index - 1
@@ -117,7 +128,7 @@ decided AS (  -- (the enrollment's fields joined last: DuckDB then builds its jo
                -- narrow period rows)
     SELECT m.*,
         e.patient_id, e.exploitant_id, e.operator_id, e.ald, e.start_date, e.end_date,
-        e.end_reason,
+        e.end_reason, e.monitoring_profile,
         -- R5 death exception: the patient died on a day of this period
         coalesce(e.end_reason = 'deceased'
                  AND e.end_date BETWEEN m.period_start AND m.period_end, false) AS died_in_period,
@@ -147,7 +158,9 @@ SELECT
     is_closed AND data_status IN ('insufficient', 'no_data')
         AND coalesce(previous_data_status IN ('insufficient', 'no_data'), false)
         AS stop_required,
-    died_in_period, ended_in_period, has_prescription, ald, start_date, end_date, end_reason
+    died_in_period, ended_in_period, has_prescription, ald, start_date, end_date, end_reason,
+    monitoring_profile, nullif(counting_profile, '') AS counting_profile,
+    CAST(max_gap_days AS INTEGER) AS max_gap_days, weekly_transmission_missed
 FROM decided;
 
 -- Only the rows that changed are written (a night decides ~90 k periods again, about half of

@@ -3,8 +3,8 @@
 CREATE OR REPLACE TABLE marts.unmatched_transmissions AS
 SELECT d.exploitant_id, d.activity_code,
     count(DISTINCT d.patient_id) AS patients,
-    count(*) AS patient_days,
-    sum(d.transmissions) AS transmissions,
+    count(DISTINCT (d.patient_id, d.local_date)) AS patient_days,
+    sum(d.readings) AS transmissions,
     min(d.local_date) AS first_date,
     max(d.local_date) AS last_date
 FROM staging.unmatched_units d

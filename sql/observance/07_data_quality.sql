@@ -6,6 +6,24 @@ SELECT 'enrollment_end_before_start' AS kind, 'enrollment' AS entity, enrollment
 FROM staging.enrollments
 WHERE end_date < start_date
 UNION ALL
+-- R3: a line with monitoring profiles and none sent, or a profile the line does not have: the
+-- line's default counting row applies
+SELECT CASE WHEN e.monitoring_profile IS NULL THEN 'missing_monitoring_profile'
+            ELSE 'unknown_monitoring_profile' END,
+    'enrollment', e.enrollment_id, e.enrollment_id,
+    CASE WHEN e.monitoring_profile IS NULL THEN 'no monitoring_profile'
+         ELSE 'monitoring_profile ' || e.monitoring_profile || ' is not a profile of '
+              || e.activity_code END
+    || ' (its profiles: ' || coalesce(p.profiles, 'none')
+    || '): counted by the line''s default rule (R3)'
+FROM staging.enrollments e
+LEFT JOIN (SELECT activity_code,
+                  string_agg(monitoring_profile, ', ' ORDER BY monitoring_profile) AS profiles
+           FROM ref.counting_rules WHERE monitoring_profile <> '' GROUP BY ALL) p
+  USING (activity_code)
+WHERE e.counting_profile = ''
+  AND (e.monitoring_profile IS NOT NULL OR p.profiles IS NOT NULL)
+UNION ALL
 SELECT 'enrollment_without_prescription', 'enrollment', e.enrollment_id, e.enrollment_id,
     'no prescription at all: every period is blocked (no_prescription)'
 FROM staging.enrollments e
