@@ -32,6 +32,15 @@ WarehouseOpt = Annotated[
         help=f"DuckDB file [env {config.ENV_WAREHOUSE}; default data/warehouse.duckdb]",
     ),
 ]
+CgmShareOpt = Annotated[
+    float,
+    typer.Option(
+        "--cgm-share",
+        min=0.0,
+        max=1.0,
+        help="Share of the diabetes enrollments on a continuous sensor (288 readings a day)",
+    ),
+]
 AsOfOpt = Annotated[
     str | None,
     typer.Option("--as-of", help="Evaluation date YYYY-MM-DD [default: today in Europe/Paris]"),
@@ -86,15 +95,7 @@ def generate(
     ] = None,
     formats: Annotated[str, typer.Option(help="mixed | jsonl | parquet | csv")] = "mixed",
     clean: Annotated[bool, typer.Option("--clean", help="No dirty rows")] = False,
-    cgm_share: Annotated[
-        float,
-        typer.Option(
-            "--cgm-share",
-            min=0.0,
-            max=1.0,
-            help="Share of diabetes enrollments on a continuous sensor (288 readings a day)",
-        ),
-    ] = DEFAULT_CGM_SHARE,
+    cgm_share: CgmShareOpt = DEFAULT_CGM_SHARE,
 ) -> None:
     """Write a synthetic landing folder (deterministic by --seed)."""
     from pipelines.generate import generate_landing
@@ -191,15 +192,7 @@ def bench(
         int,
         typer.Option(help="Instead: one whole run on N copies of the Parquet data (10: 300 M)"),
     ] = 0,
-    cgm_share: Annotated[
-        float,
-        typer.Option(
-            "--cgm-share",
-            min=0.0,
-            max=1.0,
-            help="Share of diabetes enrollments on a continuous sensor",
-        ),
-    ] = BENCH_CGM_SHARE,
+    cgm_share: CgmShareOpt = BENCH_CGM_SHARE,
 ) -> None:
     """Benchmark B1 stage by stage against a plain-scan floor (a measurement, not a test)."""
     from pipelines.bench import report_lines, run_bench, run_out_of_core

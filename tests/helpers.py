@@ -144,6 +144,12 @@ def run(landing: Path, warehouse: Path, as_of: str | date) -> None:
     materialize_all(Settings(landing=landing, warehouse=warehouse, as_of=as_of))
 
 
+def periods_by_enrollment(warehouse: Path) -> dict[str, pl.DataFrame]:
+    """marts.patient_periods, one frame per enrollment, in period order."""
+    frame = query(warehouse, "SELECT * FROM marts.patient_periods ORDER BY period_index")
+    return {eid: frame.filter(pl.col("enrollment_id") == eid) for eid in frame["enrollment_id"]}
+
+
 def query(warehouse: Path, sql: str, params: list | None = None) -> pl.DataFrame:
     """A query on a read-only connection, as a polars frame."""
     with reader(warehouse) as con:

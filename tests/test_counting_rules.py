@@ -13,7 +13,15 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from tests.helpers import enrollment, prescription, query, run, tx, write_rows
+from tests.helpers import (
+    enrollment,
+    periods_by_enrollment,
+    prescription,
+    query,
+    run,
+    tx,
+    write_rows,
+)
 
 AS_OF = "2025-04-15"
 START = "2025-01-01"
@@ -177,8 +185,7 @@ def warehouse(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def periods(warehouse) -> dict[str, pl.DataFrame]:
-    frame = query(warehouse, "SELECT * FROM marts.patient_periods ORDER BY period_index")
-    return {eid: frame.filter(pl.col("enrollment_id") == eid) for eid in frame["enrollment_id"]}
+    return periods_by_enrollment(warehouse)
 
 
 def column(periods, eid: str, name: str, count: int = 3) -> list:

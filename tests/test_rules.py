@@ -14,7 +14,15 @@ import pytest
 
 from pipelines import config
 from pipelines.warehouse import run_sql, set_parameters, writer
-from tests.helpers import enrollment, prescription, query, run, tx, write_rows
+from tests.helpers import (
+    enrollment,
+    periods_by_enrollment,
+    prescription,
+    query,
+    run,
+    tx,
+    write_rows,
+)
 
 AS_OF = "2025-12-01"
 
@@ -227,8 +235,7 @@ def warehouse(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def periods(warehouse) -> dict[str, pl.DataFrame]:
-    frame = query(warehouse, "SELECT * FROM marts.patient_periods")
-    return {eid: frame.filter(pl.col("enrollment_id") == eid) for eid in frame["enrollment_id"]}
+    return periods_by_enrollment(warehouse)
 
 
 def column(periods, eid: str, name: str) -> list:
