@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.config import Settings
-from pipelines.warehouse import reader, row_count
+from pipelines.warehouse import reader, row_count, sql_text, table_exists
 
 SUMMARY_TABLES = (
     "raw.transmissions",
@@ -31,6 +31,11 @@ def print_run_summary(console: Console, settings: Settings) -> None:
             "FROM ops.ingested_files"
         ).fetchall()[0]
         tables = {name: row_count(con, name) for name in SUMMARY_TABLES}
+        statuses = (
+            con.execute(sql_text("report/data_status_by_rule")).fetchall()
+            if table_exists(con, "marts.patient_periods")
+            else []
+        )
     head = Table(title=f"Run as of {settings.as_of}", show_header=False)
     head.add_row(
         "files seen (not read: same content, unreadable, unsupported)",
@@ -43,3 +48,12 @@ def print_run_summary(console: Console, settings: Settings) -> None:
     for name, count in tables.items():
         head.add_row(name, f"{count:,}")
     console.print(head)
+    if statuses:
+        lines = Table(title="Closed periods per line and monitoring profile (rules R3, R4)")
+        for column in ("line", "profile", "rule", "closed", "sufficient", "insufficient"):
+            lines.add_column(column, justify="right" if column[0] in "cis" else "left")
+        for column in ("no data", "billable", "weekly missed"):
+            lines.add_column(column, justify="right")
+        for row in statuses:
+            lines.add_row(*row[:3], *(f"{n:,}" for n in row[3:]))
+        console.print(lines)

@@ -11,6 +11,7 @@ from pipelines.checks import (
 )
 from pipelines.contract import KINDS
 from pipelines.warehouse import reader
+from tests.conftest import DEMO_AS_OF
 from tests.helpers import query
 
 BLOCK_REASONS = {
@@ -86,3 +87,34 @@ def test_demo_fills_file_active_billing_and_alerts(demo_warehouse):
     assert counts["exploitants"] >= 3
     assert counts["priced"] > 0 and counts["lines"] > 0 and counts["held"] > 0
     assert counts["alert_kinds"] == 6  # every kind, weekly_transmission_missed included
+
+
+def test_every_counting_rule_decides_periods_and_the_run_says_so(demo_warehouse):
+    """Every line and monitoring profile of the catalog (R3) decides periods in the demo, and the
+    run's summary lists the closed ones with their data statuses and the rule's status."""
+    from rich.console import Console
+
+    from pipelines.config import Settings
+    from pipelines.summary import print_run_summary
+    from pipelines.warehouse import sql_text
+
+    decided = query(
+        demo_warehouse,
+        "SELECT DISTINCT activity_code, coalesce(counting_profile, '') AS profile "
+        "FROM marts.patient_periods",
+    )
+    rules = query(
+        demo_warehouse, "SELECT activity_code, monitoring_profile FROM ref.counting_rules"
+    )
+    assert set(zip(decided["activity_code"], decided["profile"], strict=True)) == set(
+        zip(rules["activity_code"], rules["monitoring_profile"], strict=True)
+    )
+    closed = query(demo_warehouse, sql_text("report/data_status_by_rule"))
+    assert closed.height >= rules.height - 2 and (closed["closed_periods"] > 0).all()
+    console = Console(record=True, width=200)
+    print_run_summary(
+        console, Settings(landing=demo_warehouse, warehouse=demo_warehouse, as_of=DEMO_AS_OF)
+    )
+    text = console.export_text()
+    assert "Closed periods per line and monitoring profile" in text
+    assert "hemodialysis" in text and "ASSUMPTION" in text and "CONFIRMED" in text

@@ -75,7 +75,8 @@ GROUP BY ALL;
 -- cost ~0.5 s more on B1). A run that adds to the table keeps them for the merge below.
 -- (getvariable is a constant to DuckDB's planner: the statement that does not apply reads nothing.)
 INSERT INTO staging.daily_units BY NAME
-SELECT * FROM transmitted_units WHERE getvariable('daily_units_after_file') = 0;
+SELECT * FROM transmitted_units WHERE getvariable('daily_units_after_file') = 0
+ORDER BY local_date;
 CREATE OR REPLACE TEMP TABLE new_units AS
 SELECT * FROM transmitted_units WHERE getvariable('daily_units_after_file') > 0;
 

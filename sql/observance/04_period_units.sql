@@ -66,7 +66,10 @@ CREATE OR REPLACE TEMP TABLE dirty_pairs AS
 SELECT patient_id, activity_code FROM changed_enrollments WHERE NOT getvariable('units_full');
 
 -- the units matched again, each with the enrollments containing its day, or one row with a
--- null enrollment_id when none does (an unmatched unit)
+-- null enrollment_id when none does (an unmatched unit). The earliest day of the pending units
+-- is a constant the scan of staging.daily_units (kept in date order) filters on first.
+SET VARIABLE pending_from = coalesce((SELECT min(local_date) FROM ops.units_pending),
+                                     DATE '9999-12-31');
 CREATE OR REPLACE TEMP TABLE dirty_matches AS
 WITH dirty_units AS (
     SELECT * FROM staging.daily_units WHERE getvariable('units_full')
@@ -78,7 +81,7 @@ WITH dirty_units AS (
     SEMI JOIN (SELECT DISTINCT * FROM ops.units_pending
                ANTI JOIN dirty_pairs USING (patient_id, activity_code)) p
       USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
-    WHERE NOT getvariable('units_full')
+    WHERE NOT getvariable('units_full') AND d.local_date >= getvariable('pending_from')
 )
 SELECT e.enrollment_id, d.*,
     CAST((d.local_date - e.start_date) // getvariable('period_days') + 1 AS INTEGER) AS period_index
@@ -115,38 +118,44 @@ SELECT * FROM dirty WHERE NOT getvariable('units_full');
 INSERT INTO ops.periods_pending SELECT enrollment_id, period_index FROM dirty_periods;
 
 -- daily units are never removed (a rebuild is the full mode), so the rows of both tables to
--- replace are exactly those of the units matched again
+-- replace are exactly those of the units matched again (from their earliest day on)
+SET VARIABLE rematched_from = coalesce((SELECT min(local_date) FROM dirty_matches),
+                                       DATE '9999-12-31');
 DELETE FROM staging.matched_units WHERE NOT getvariable('units_full') AND rowid IN (
     SELECT t.rowid FROM staging.matched_units t
     SEMI JOIN dirty_matches
-        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type));
+        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
+    WHERE t.local_date >= getvariable('rematched_from'));
 INSERT INTO staging.matched_units BY NAME
 SELECT * FROM dirty_matches WHERE enrollment_id IS NOT NULL;
 
 DELETE FROM staging.unmatched_units WHERE NOT getvariable('units_full') AND rowid IN (
     SELECT t.rowid FROM staging.unmatched_units t
     SEMI JOIN dirty_matches
-        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type));
+        USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
+    WHERE t.local_date >= getvariable('rematched_from'));
 INSERT INTO staging.unmatched_units BY NAME
 SELECT * EXCLUDE (enrollment_id, period_index) FROM dirty_matches WHERE enrollment_id IS NULL;
 
--- staging.unit_days (a view, R3): one row per unit of a period, a local day (an eye's day for
--- eye-test lines), with the counted readings of the enrollment's counting rule (ref.counting_rules:
+-- R3: the units of matched units, one row per unit of a period: a local day (an eye's day for
+-- eye-test lines) with the counted readings of the enrollment's counting rule (ref.counting_rules:
 -- its line and monitoring profile). The unit is valid when they reach the rule's daily minimum;
 -- a day with counted readings below it, or whose tests all failed their calibration, is an
 -- invalid unit. The same unit sent under two exploitants is still one unit: its readings are
 -- those of the exploitant who sent the most (never the sum of copies). A unit counts for a
--- period only up to its effective end (R2) and never after as_of (staging.periods
--- counted_until). Readers (notebooks, evidence) see each unit as the counts below saw it.
-CREATE OR REPLACE VIEW staging.unit_days AS
+-- period only up to its effective end (R2) and never after as_of (staging.periods counted_until).
+-- `matched` and `periods` name the relations to read (staging.matched_units and
+-- staging.periods, or a night's periods to count again), so the counts and the view below apply
+-- the same rule.
+CREATE OR REPLACE MACRO staging.units_of(matched, periods) AS TABLE
 WITH sent AS (
     SELECT u.enrollment_id, u.period_index, u.local_date,
         CASE WHEN r.grain = 'eye_day' THEN u.unit_eye ELSE '' END AS unit_eye,
         r.min_per_day, u.exploitant_id,
         sum(u.readings - u.invalid_readings) AS valid_readings,
         sum(u.invalid_readings) AS failed_readings
-    FROM staging.matched_units u
-    JOIN staging.periods p USING (enrollment_id, period_index)
+    FROM query_table(matched) u
+    JOIN query_table(periods) p USING (enrollment_id, period_index)
     JOIN ref.counting_measures m
       ON m.activity_code = p.activity_code AND m.monitoring_profile = p.counting_profile
      AND m.measure_type = u.measure_type
@@ -161,33 +170,36 @@ SELECT enrollment_id, period_index, local_date, unit_eye, min_per_day,
     max(valid_readings) >= min_per_day AS is_valid
 FROM sent
 GROUP BY enrollment_id, period_index, local_date, unit_eye, min_per_day;
+-- staging.unit_days: every unit, as the counts saw them (for readers: notebooks, evidence)
+CREATE OR REPLACE VIEW staging.unit_days AS
+FROM staging.units_of('staging.matched_units', 'staging.periods');
 
 DELETE FROM staging.period_units u USING dirty_periods d
 WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
--- the earliest first day of the periods to count again (their units are all on or after it):
--- a constant the scans of the matched units below filter on before looking their keys up. A
--- night counts recent periods again, so it reads a few weeks of units, not the whole history.
-SET VARIABLE dirty_from = CASE WHEN getvariable('units_full') THEN DATE '0001-01-01' ELSE
-    coalesce((SELECT min(p.period_start) FROM staging.periods p
-              SEMI JOIN dirty_periods d USING (enrollment_id, period_index)),
-             DATE '9999-12-31') END;
+-- the periods to count again (full mode: all) and the matched units from their earliest first
+-- day on (a constant the scan filters on first: staging.matched_units is kept in rough date
+-- order, so a night reads its last weeks, not the whole history)
+CREATE OR REPLACE TEMP TABLE recounted_periods AS
+SELECT * FROM staging.periods WHERE getvariable('units_full')
+UNION ALL
+SELECT p.* FROM staging.periods p SEMI JOIN dirty_periods USING (enrollment_id, period_index)
+WHERE NOT getvariable('units_full');
+SET VARIABLE dirty_from = coalesce((SELECT min(period_start) FROM recounted_periods),
+                                   DATE '9999-12-31');
+CREATE OR REPLACE TEMP VIEW recounted_units AS
+SELECT * FROM staging.matched_units WHERE local_date >= getvariable('dirty_from');
 INSERT INTO staging.period_units BY NAME
 WITH transmitted AS (  -- every reading of the period, counted or not
     SELECT u.enrollment_id, u.period_index,
         sum(u.readings) AS transmissions,
         max(coalesce(u.last_received_at, CAST(u.local_date AS TIMESTAMPTZ))) AS last_received_at,
         max(u.local_date) AS last_local_date
-    FROM staging.matched_units u
-    JOIN staging.periods p USING (enrollment_id, period_index)
-    WHERE u.local_date <= p.counted_until AND u.local_date >= getvariable('dirty_from')
-      AND (getvariable('units_full') OR (u.enrollment_id, u.period_index) IN (FROM dirty_periods))
+    FROM recounted_units u
+    JOIN recounted_periods p USING (enrollment_id, period_index)
+    WHERE u.local_date <= p.counted_until
     GROUP BY ALL
 ),
-units AS (
-    SELECT * FROM staging.unit_days
-    WHERE local_date >= getvariable('dirty_from')
-      AND (getvariable('units_full') OR (enrollment_id, period_index) IN (FROM dirty_periods))
-),
+units AS (FROM staging.units_of('recounted_units', 'recounted_periods')),
 counts AS (
     SELECT enrollment_id, period_index,
         count(*) FILTER (WHERE is_valid) AS valid_units,
@@ -201,7 +213,7 @@ data_days AS (  -- R3 weekly transmission: the days with a counted reading, gaps
                                            ORDER BY local_date) - 1 AS gap
     FROM (SELECT DISTINCT u.enrollment_id, u.period_index, u.local_date
           FROM units u
-          JOIN staging.periods p USING (enrollment_id, period_index)
+          JOIN recounted_periods p USING (enrollment_id, period_index)
           JOIN ref.counting_rules r
             ON r.activity_code = p.activity_code AND r.monitoring_profile = p.counting_profile
           WHERE r.max_transmission_gap_days IS NOT NULL)
