@@ -33,8 +33,16 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "ald",
         "monitoring_profile",  # optional (rules.md R3)
         "sessions_per_week",  # optional, hemodialysis (rules.md R3)
+        "recorded_at",  # optional (rules.md R7b)
     ),
-    "prescriptions": ("prescription_id", "enrollment_id", "kind", "valid_from", "valid_until"),
+    "prescriptions": (
+        "prescription_id",
+        "enrollment_id",
+        "kind",
+        "valid_from",
+        "valid_until",
+        "recorded_at",  # optional (rules.md R7b)
+    ),
 }
 KINDS = tuple(FIELDS)
 

@@ -81,12 +81,13 @@ Progress = Callable[[str, int, int], None]
 
 
 def discover(landing: Path, kind: str) -> list[LandingFile]:
-    """Every regular file under ``<landing>/<kind>/``, in path order (arrival folders sort)."""
+    """Every regular file under ``<landing>/<kind>/``, in arrival order: by modification time,
+    then path (rules.md R7b: a version sent later wins a tie, never by its path alone)."""
     root = landing / kind
     if not root.is_dir():
         return []
     found = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in (p for p in root.rglob("*") if p.is_file()):
         if path.name.startswith("."):
             continue
         stat = path.stat()
@@ -101,7 +102,7 @@ def discover(landing: Path, kind: str) -> list[LandingFile]:
                 ctime_ns=stat.st_ctime_ns,
             )
         )
-    return found
+    return sorted(found, key=lambda f: (f.mtime_ns, f.relpath))
 
 
 def ingest(
@@ -115,6 +116,7 @@ def ingest(
     if not table_exists(con, "ref.activities"):
         raise RuntimeError("ref.activities is missing: load the catalog (reference asset) first")
     run_sql(con, "ingest/schema")
+    run_sql(con, "ingest/macros")
     set_ingest_parameters(con)
     summary = IngestSummary()
     for kind in kinds:

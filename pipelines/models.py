@@ -97,9 +97,9 @@ MODELS: tuple[Model, ...] = (
     Model(
         "marts.data_quality_findings",
         "observance/07_data_quality",
-        ("staging.enrollments", "ref.catalog"),
+        ("staging.enrollments", "raw.enrollments", "raw.prescriptions", "ref.catalog"),
         "observance",
-        description="Enrollment and prescription problems to fix upstream (R2, R3, R7).",
+        description="Enrollment and prescription problems to fix upstream (R2, R3, R7, R7b).",
     ),
     Model(
         "marts.file_active_monthly",

@@ -68,9 +68,14 @@ def enrollment(
     operator_id: str = "OP01",
     monitoring_profile: str | None = None,
     sessions_per_week: str | int | None = None,
+    recorded_at: str | None = None,
 ) -> dict:
-    """One enrollment row; the optional fields (R3) are written only when given."""
-    optional = {"monitoring_profile": monitoring_profile, "sessions_per_week": sessions_per_week}
+    """One enrollment row; the optional fields (R3, R7b) are written only when given."""
+    optional = {
+        "monitoring_profile": monitoring_profile,
+        "sessions_per_week": sessions_per_week,
+        "recorded_at": recorded_at,
+    }
     return {
         "enrollment_id": enrollment_id,
         "patient_id": patient_id,

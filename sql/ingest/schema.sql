@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS raw.transmissions (
 );
 
 -- Enrollments and prescriptions are snapshots: a re-sent row with new content (an end date now
--- known) is a new version; staging keeps the latest version (highest file_id, row_number).
+-- known) is a new version; staging keeps the version in force (rules.md R7b: the latest
+-- recorded_at, else the time its file was ingested; then file_id, row_number).
 CREATE TABLE IF NOT EXISTS raw.enrollments (
     enrollment_id VARCHAR NOT NULL,
     patient_id    VARCHAR NOT NULL,
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS raw.enrollments (
     ald           BOOLEAN NOT NULL,
     monitoring_profile VARCHAR,       -- rules.md R3 (null: not sent)
     sessions_per_week  INTEGER,       -- rules.md R3, hemodialysis (null: not sent)
+    recorded_at   TIMESTAMPTZ,        -- rules.md R7b: when this version was recorded (null: not sent)
     key_hash      UBIGINT NOT NULL,
     payload_hash  UBIGINT NOT NULL,
     file_id       INTEGER NOT NULL,
@@ -77,6 +79,7 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
     kind            VARCHAR NOT NULL,
     valid_from      DATE NOT NULL,
     valid_until     DATE NOT NULL,
+    recorded_at     TIMESTAMPTZ,       -- rules.md R7b: when this version was recorded
     key_hash        UBIGINT NOT NULL,  -- hash of the de-duplication key
     payload_hash    UBIGINT NOT NULL,
     file_id         INTEGER NOT NULL,
@@ -88,6 +91,8 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
 -- sent, which is what those rows said)
 ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS monitoring_profile VARCHAR;
 ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS sessions_per_week INTEGER;
+ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMPTZ;
+ALTER TABLE raw.prescriptions ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMPTZ;
 
 -- warehouses created before ctime_ns was kept: the column is added (null: those files are hashed
 -- once more, then recognised by their content)

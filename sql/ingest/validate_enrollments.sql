@@ -15,7 +15,8 @@ WITH cleaned AS (
         lower(nullif(trim(end_reason), '')) AS end_reason,
         lower(nullif(trim(ald), '')) AS ald_text,
         lower(nullif(trim(monitoring_profile), '')) AS monitoring_profile,
-        nullif(trim(sessions_per_week), '') AS sessions_text
+        nullif(trim(sessions_per_week), '') AS sessions_text,
+        nullif(trim(recorded_at), '') AS recorded_text
     FROM landing_batch
 ),
 typed AS (
@@ -23,6 +24,7 @@ typed AS (
         try_cast(start_text AS DATE) AS start_date,
         try_cast(end_text AS DATE) AS end_date,
         try_cast(ald_text AS BOOLEAN) AS ald,
+        timestamp_with_offset(recorded_text) AS recorded_at,
         -- R3: a whole number of sessions a week in the contract's range ('3.0' is 3, '3.5' bad)
         try_cast(sessions_text AS DOUBLE) AS sessions_number,
         CASE WHEN sessions_number = floor(sessions_number)
@@ -48,25 +50,29 @@ judged AS (
             CASE WHEN end_text IS NOT NULL AND end_date IS NULL THEN 'end_date' END,
             CASE WHEN ald IS NULL THEN 'ald' END,
             CASE WHEN sessions_text IS NOT NULL AND sessions_per_week IS NULL
-                 THEN 'sessions_per_week' END) AS badly_typed
+                 THEN 'sessions_per_week' END,
+            CASE WHEN recorded_text IS NOT NULL AND recorded_at IS NULL
+                 THEN 'recorded_at' END) AS badly_typed
     FROM typed
 )
 SELECT
     file_id, source_file, row_number, raw, as_read,
     enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
-    start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week,
+    start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week, recorded_at,
     hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
     hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
-         end_reason, ald, monitoring_profile, sessions_per_week) AS payload_hash,
+         end_reason, ald, monitoring_profile, sessions_per_week, recorded_at) AS payload_hash,
     CASE
         WHEN parse_error IS NOT NULL THEN 'malformed_record'
         WHEN missing <> '' THEN 'missing_field'
+        WHEN is_naive_timestamp(recorded_text) THEN 'timestamp_without_offset'
         WHEN badly_typed <> '' THEN 'bad_type'
         WHEN NOT known_activity THEN 'unknown_activity'
     END AS reason,
     CASE
         WHEN parse_error IS NOT NULL THEN parse_error
         WHEN missing <> '' THEN missing
+        WHEN is_naive_timestamp(recorded_text) THEN 'recorded_at'
         WHEN badly_typed <> '' THEN badly_typed
         ELSE activity_code
     END AS detail

@@ -9,13 +9,15 @@ WITH cleaned AS (
         nullif(trim(enrollment_id), '') AS enrollment_id,
         lower(nullif(trim(kind), '')) AS kind,
         nullif(trim(valid_from), '') AS from_text,
-        nullif(trim(valid_until), '') AS until_text
+        nullif(trim(valid_until), '') AS until_text,
+        nullif(trim(recorded_at), '') AS recorded_text
     FROM landing_batch
 ),
 typed AS (
     SELECT *,
         try_cast(from_text AS DATE) AS valid_from,
-        try_cast(until_text AS DATE) AS valid_until
+        try_cast(until_text AS DATE) AS valid_until,
+        timestamp_with_offset(recorded_text) AS recorded_at
     FROM cleaned
 ),
 judged AS (
@@ -28,23 +30,27 @@ judged AS (
             CASE WHEN until_text IS NULL THEN 'valid_until' END) AS missing,
         concat_ws(', ',
             CASE WHEN valid_from IS NULL THEN 'valid_from' END,
-            CASE WHEN valid_until IS NULL THEN 'valid_until' END) AS badly_typed
+            CASE WHEN valid_until IS NULL THEN 'valid_until' END,
+            CASE WHEN recorded_text IS NOT NULL AND recorded_at IS NULL
+                 THEN 'recorded_at' END) AS badly_typed
     FROM typed
 )
 SELECT
     file_id, source_file, row_number, raw, as_read,
-    prescription_id, enrollment_id, kind, valid_from, valid_until,
+    prescription_id, enrollment_id, kind, valid_from, valid_until, recorded_at,
     hash(prescription_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
-    hash(enrollment_id, kind, valid_from, valid_until) AS payload_hash,
+    hash(enrollment_id, kind, valid_from, valid_until, recorded_at) AS payload_hash,
     CASE
         WHEN parse_error IS NOT NULL THEN 'malformed_record'
         WHEN missing <> '' THEN 'missing_field'
+        WHEN is_naive_timestamp(recorded_text) THEN 'timestamp_without_offset'
         WHEN badly_typed <> '' THEN 'bad_type'
         WHEN kind NOT IN ('trial', 'initial', 'renewal') THEN 'invalid_kind'
     END AS reason,
     CASE
         WHEN parse_error IS NOT NULL THEN parse_error
         WHEN missing <> '' THEN missing
+        WHEN is_naive_timestamp(recorded_text) THEN 'recorded_at'
         WHEN badly_typed <> '' THEN badly_typed
         ELSE kind
     END AS detail

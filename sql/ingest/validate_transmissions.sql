@@ -22,22 +22,16 @@ WITH cleaned AS (
         nullif(ambient_lux, '') AS lux_text
     FROM landing_batch
 ),
-offsets AS (
-    SELECT *,
-        regexp_matches(measured_at_text, '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$') AS measured_has_offset,
-        regexp_matches(received_at_text, '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$') AS received_has_offset
-    FROM cleaned
-),
 typed AS (
     SELECT o.*,
-        CASE WHEN measured_has_offset THEN try_cast(measured_at_text AS TIMESTAMPTZ) END AS measured_at,
-        CASE WHEN received_has_offset THEN try_cast(received_at_text AS TIMESTAMPTZ) END AS received_at,
+        timestamp_with_offset(measured_at_text) AS measured_at,
+        timestamp_with_offset(received_at_text) AS received_at,
         try_cast(value_text AS DOUBLE) AS value,
         try_cast(distance_text AS DOUBLE) AS distance_cm,
         try_cast(lux_text AS DOUBLE) AS ambient_lux,
         a.activity_code IS NOT NULL AS known_activity,
         coalesce(m.needs_eye, false) AS needs_eye
-    FROM offsets o
+    FROM cleaned o
     LEFT JOIN ref.activities a USING (activity_code)
     LEFT JOIN ref.activity_measures m USING (activity_code, measure_type)
 ),
@@ -57,10 +51,8 @@ judged AS (
             CASE WHEN measure_type IS NULL THEN 'measure_type' END,
             CASE WHEN measured_at_text IS NULL THEN 'measured_at' END) AS missing,
         concat_ws(', ',
-            CASE WHEN NOT measured_has_offset
-                  AND try_cast(measured_at_text AS TIMESTAMP) IS NOT NULL THEN 'measured_at' END,
-            CASE WHEN NOT received_has_offset
-                  AND try_cast(received_at_text AS TIMESTAMP) IS NOT NULL THEN 'received_at' END
+            CASE WHEN is_naive_timestamp(measured_at_text) THEN 'measured_at' END,
+            CASE WHEN is_naive_timestamp(received_at_text) THEN 'received_at' END
         ) AS naive,
         concat_ws(', ',
             CASE WHEN measured_at IS NULL THEN 'measured_at' END,

@@ -1,6 +1,9 @@
 -- staging.enrollments, staging.prescriptions: the latest version of each record (R2, R7), each
 -- enrollment with the counting rule of its line and monitoring profile (R3).
--- A re-sent enrollment with new content is a new version in raw; the last one received wins.
+-- A re-sent enrollment with new content is a new version in raw. R7b: the version in force is
+-- the one with the latest time, its recorded_at or else the time its file was ingested; a tie
+-- goes to the later-ingested file (files are ingested by modification time, then path), then
+-- to the later row. Never the path alone.
 --
 -- R3: counting_profile is the monitoring profile sent when the line has that profile, else the
 -- line's default row (''); expected_units is the rule's, or for a rule counting sessions
@@ -12,12 +15,13 @@
 CREATE TABLE IF NOT EXISTS staging.enrollments (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
     operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN,
-    monitoring_profile VARCHAR, sessions_per_week INTEGER, counting_profile VARCHAR,
-    expected_units INTEGER
+    monitoring_profile VARCHAR, sessions_per_week INTEGER, recorded_at TIMESTAMPTZ,
+    counting_profile VARCHAR, expected_units INTEGER
 );
 CREATE TABLE IF NOT EXISTS staging.prescriptions (
     prescription_id VARCHAR, enrollment_id VARCHAR, kind VARCHAR, valid_from DATE,
-    valid_until DATE, length_days BIGINT, max_days INTEGER, covers_until DATE
+    valid_until DATE, recorded_at TIMESTAMPTZ, length_days BIGINT, max_days INTEGER,
+    covers_until DATE
 );
 -- `enrollments-1`: the layout of the two tables
 SET VARIABLE enrollments_inputs =
@@ -32,11 +36,13 @@ DELETE FROM staging.enrollments WHERE getvariable('enrollments_rebuild');
 INSERT INTO staging.enrollments BY NAME
 WITH latest AS (
     SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
-           start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week
+           start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week,
+           recorded_at
     FROM raw.enrollments
+    LEFT JOIN (SELECT file_id, ingested_at FROM ops.ingested_files) f USING (file_id)
     WHERE getvariable('enrollments_rebuild')
-    QUALIFY row_number() OVER (PARTITION BY enrollment_id
-                               ORDER BY file_id DESC, row_number DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY enrollment_id ORDER BY
+        coalesce(recorded_at, f.ingested_at) DESC, file_id DESC, row_number DESC) = 1
 )
 SELECT e.*,
     r.monitoring_profile AS counting_profile,
@@ -56,11 +62,12 @@ JOIN ref.counting_rules r
 DELETE FROM staging.prescriptions WHERE getvariable('enrollments_rebuild');
 INSERT INTO staging.prescriptions BY NAME
 WITH latest AS (
-    SELECT prescription_id, enrollment_id, kind, valid_from, valid_until
+    SELECT prescription_id, enrollment_id, kind, valid_from, valid_until, recorded_at
     FROM raw.prescriptions
+    LEFT JOIN (SELECT file_id, ingested_at FROM ops.ingested_files) f USING (file_id)
     WHERE getvariable('enrollments_rebuild')
-    QUALIFY row_number() OVER (PARTITION BY prescription_id
-                               ORDER BY file_id DESC, row_number DESC) = 1
+    QUALIFY row_number() OVER (PARTITION BY prescription_id ORDER BY
+        coalesce(recorded_at, f.ingested_at) DESC, file_id DESC, row_number DESC) = 1
 )
 SELECT *,
     valid_until - valid_from + 1 AS length_days,

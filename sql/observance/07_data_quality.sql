@@ -24,6 +24,22 @@ LEFT JOIN (SELECT activity_code,
 WHERE e.counting_profile = ''
   AND (e.monitoring_profile IS NOT NULL OR p.profiles IS NOT NULL)
 UNION ALL
+-- R7b: two versions of a record with the same recorded_at and different content; the later
+-- ingested one is in force
+SELECT 'ambiguous_version', kind, id, enrollment_id,
+    versions || ' versions recorded at ' || recorded_at || ': the later-ingested one is in force'
+FROM (
+    SELECT 'enrollment' AS kind, enrollment_id AS id, enrollment_id, recorded_at,
+        count(DISTINCT payload_hash) AS versions
+    FROM raw.enrollments WHERE recorded_at IS NOT NULL
+    GROUP BY ALL HAVING count(DISTINCT payload_hash) > 1
+    UNION ALL
+    SELECT 'prescription', prescription_id, any_value(enrollment_id), recorded_at,
+        count(DISTINCT payload_hash)
+    FROM raw.prescriptions WHERE recorded_at IS NOT NULL
+    GROUP BY prescription_id, recorded_at HAVING count(DISTINCT payload_hash) > 1
+)
+UNION ALL
 SELECT 'enrollment_without_prescription', 'enrollment', e.enrollment_id, e.enrollment_id,
     'no prescription at all: every period is blocked (no_prescription)'
 FROM staging.enrollments e
