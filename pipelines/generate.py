@@ -71,6 +71,7 @@ POST_END_TAIL_SHARE = 0.2
 SILENT_BEFORE_DEATH_SHARE = 0.65
 # The first enrollment file is a snapshot taken this many days before the end date.
 SNAPSHOT_LEAD_DAYS = 28
+RECORDED_HOUR = 18  # local hour at which an enrollment version is recorded (R7b recorded_at)
 
 # --- prescriptions --------------------------------------------------------------------------------
 NO_PRESCRIPTION_SHARE = 0.01
@@ -772,7 +773,11 @@ def _behaviour_parameters(
 def _enrollment_frame(
     cohort: pl.DataFrame, span: _Span, catalog: _Catalog, end: np.ndarray, ended: np.ndarray
 ) -> pl.DataFrame:
-    """Contract columns of the enrollments, ending on ``end`` (day index) where ``ended``."""
+    """Contract columns of the enrollments, ending on ``end`` (day index) where ``ended``. Each
+    version is recorded (R7b ``recorded_at``) at 18:00 Paris on the day its last fact happened:
+    the start, or the end (an end before the start, a data error, is recorded on the start)."""
+    start = cohort["start"].to_numpy()
+    recorded = pl.Series(np.where(ended, np.maximum(end, start), start))
     return cohort.select(
         "enrollment_id",
         "patient_id",
@@ -787,7 +792,16 @@ def _enrollment_frame(
             [p.written or None for p in catalog.profiles], dtype=pl.String
         ).gather(cohort["prof"]),
         sessions_per_week=pl.when(pl.col("sessions") > 0).then(pl.col("sessions")),
+        recorded_at=_paris_text(span.dates(recorded.to_numpy()), RECORDED_HOUR),
     ).select(ENROLLMENT_FIELDS)
+
+
+def _paris_text(days: pl.Series, hour: int) -> pl.Series:
+    """Dates at ``hour``:00 Paris, as ISO-8601 text with their offset."""
+    moments = days.cast(pl.Datetime("us")) + pl.duration(hours=hour)
+    return pl.select(
+        moments.dt.replace_time_zone(LOCAL_TIMEZONE).dt.strftime(NAIVE_FORMAT + "%:z")
+    ).to_series()
 
 
 def _write_enrollments(
@@ -873,6 +887,7 @@ def _prescriptions(
             "kind": np.array(KINDS)[kind[row, slot]],
             "valid_from": span.dates(valid_from[row, slot]),
             "valid_until": span.dates(valid_from[row, slot] + days[row, slot] - 1),
+            "recorded_at": pl.Series([None] * len(row), dtype=pl.String),  # optional (R7b)
         }
     ).select(PRESCRIPTION_FIELDS)
     return frame, int(keep[overlong, initial_slot[overlong]].sum())

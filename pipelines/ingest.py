@@ -43,6 +43,8 @@ DEDUP = {
     "enrollments": (("enrollment_id",), True),
     "prescriptions": (("prescription_id",), True),
 }
+# Columns a kind's validation adds to the contract's fields and raw.<kind> stores.
+STORED_EXTRAS = {"enrollments": ("sessions_per_week_sent",)}
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,6 @@ def set_ingest_parameters(con: duckdb.DuckDBPyConnection) -> None:
     low, high = contract.SESSIONS_PER_WEEK_RANGE
     con.execute("SET VARIABLE sessions_per_week_min = ?", [low])
     con.execute("SET VARIABLE sessions_per_week_max = ?", [high])
-    aliases = contract.MEASURE_TYPE_ALIASES
-    con.execute(
-        "SET VARIABLE measure_type_aliases = ?",
-        [{"key": list(aliases), "value": list(aliases.values())}],
-    )
 
 
 def _ingest_kind(
@@ -456,7 +453,7 @@ def _template(name: str, kind: str) -> str:
         versioned="true" if versioned else "false",
         paths=", ".join(f"'$.{name}'" for name in fields),
         columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
-        field_list=", ".join(fields),
+        field_list=", ".join((*fields, *STORED_EXTRAS.get(kind, ()))),
         typed_fields=", ".join(f"{name} := d.{name}" for name in fields),
     )
 

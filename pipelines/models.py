@@ -60,8 +60,9 @@ MODELS: tuple[Model, ...] = (
         "observance/02_daily_units",
         ("raw.transmissions", "ref.catalog"),
         "observance",
+        also_writes=("staging.receipt_days",),
         description="Readings per patient, Paris civil date, eye and counted measure type; "
-        "calibration (R1, R3).",
+        "calibration (R1, R3); the days counted readings were received (R3 weekly rule).",
     ),
     Model(
         "staging.periods",
@@ -82,7 +83,13 @@ MODELS: tuple[Model, ...] = (
     Model(
         "marts.patient_periods",
         "observance/05_patient_periods",
-        ("staging.period_units", "staging.periods", "staging.enrollments", "ref.catalog"),
+        (
+            "staging.period_units",
+            "staging.periods",
+            "staging.enrollments",
+            "staging.daily_units",
+            "ref.catalog",
+        ),
         "observance",
         description="One row per enrollment x period: completeness, billability, flags (R3-R7).",
         metadata_sql="metadata/patient_periods",

@@ -22,6 +22,8 @@ from pipelines.catalog import (
     load_counting_rules,
 )
 from pipelines.config import PARIS
+from pipelines.contract import MEASURE_TYPE_ALIASES
+from pipelines.warehouse import run_sql
 
 # R1: the years for which ref.paris_offsets is built from the tz database. A transmission measured
 # outside this range is quarantined (timestamp_out_of_range) instead of given a guessed date.
@@ -74,6 +76,14 @@ def load_reference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "counting_rules": rules,
         "counting_measures": counting_measures(rules),
         "paris_offsets": paris_offsets(),
+        # types sent under an older name, counted as their current one (docs/contract.md)
+        "measure_type_aliases": pl.DataFrame(
+            {
+                "alias": list(MEASURE_TYPE_ALIASES),
+                "measure_type": list(MEASURE_TYPE_ALIASES.values()),
+            },
+            schema={"alias": pl.String, "measure_type": pl.String},
+        ),
     }
     digest = hashlib.sha256()
     for name, frame in tables.items():
@@ -81,6 +91,7 @@ def load_reference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         con.register("frame", frame.to_arrow())
         con.execute(f"CREATE OR REPLACE TABLE ref.{name} AS SELECT * FROM frame")
         con.unregister("frame")
+    run_sql(con, "reference/macros")
     # what incremental models compare to know whether the reference data changed
     con.execute(
         "CREATE OR REPLACE TABLE ref.version AS SELECT ? AS reference_hash", [digest.hexdigest()]

@@ -46,8 +46,10 @@ VACUUM_EVERY_DAYS = 7
 # derived tables were built with another layout has them dropped by ``migrate`` and rebuilt from
 # raw.* by the run; what cannot be rebuilt (raw.*, ops.ingested_files, ops.quarantine,
 # ops.alert_history, ops.claim_lines) is kept. Raise it when a derived table changes shape.
-DERIVED_LAYOUT = "derived-2"  # 2: counting per line and monitoring profile (rules.md R3)
-DERIVED_STATE = ("ops.units_pending", "ops.periods_pending")
+# 2: counting per line and monitoring profile (rules.md R3); 3: versions (R7b), the weekly gap
+# by day of receipt.
+DERIVED_LAYOUT = "derived-3"
+DERIVED_STATE = ("ops.units_pending", "ops.periods_pending", "ops.receipts_pending")
 
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:

@@ -63,23 +63,34 @@ p = scenario("C01", "HEART_FAILURE")
 TX += readings(p, "HEART_FAILURE", "blood_pressure", range(30), 1)
 
 # C02 diabetes sensor: P1 3 readings a day every day -> 30 invalid units, no_data; P2 exactly 4
-# a day on 15 days -> 15 valid, sufficient; P3 the DST night: 4 readings on Mar 29 the last at
-# 23:58 (+01:00), 4 on Mar 30 the first at 00:02 (+01:00, before the 02:00 change) -> 2 units.
-# (By UTC dates both 23:58 and 00:02 would fall on Mar 29: 5 then 3 readings, 1 valid unit.)
+# a day on 15 days -> 15 valid, sufficient; P3 around the change to summer time (Sun Mar 30,
+# 02:00 -> 03:00): 4 readings on Mar 29 the last at 23:58 (+01:00), 4 on Mar 30 the first at
+# 00:02 (+01:00) and the last at 23:58 (+02:00, after the change), 4 on Mar 31 the first at 00:02
+# (+02:00) -> 3 units. By UTC dates, or with a fixed +01:00, a 23:58 or 00:02 reading falls on
+# the wrong day and a day holds 3 or 5 readings.
 p = scenario("C02", "DIABETES", monitoring_profile="sensor")
 TX += readings(p, "DIABETES", "glucose_sensor", range(30), 3)
 TX += readings(p, "DIABETES", "glucose_sensor", range(30, 45), 4)
-TX += [
-    tx(p, f"2025-03-29 {h}", activity_code="DIABETES", measure_type="glucose_sensor")
-    for h in ("20:00", "21:00", "22:00", "23:58")
-] + [
-    tx(p, f"2025-03-30 {h}", activity_code="DIABETES", measure_type="glucose_sensor")
-    for h in ("00:02", "08:00", "09:00", "10:00")
-]
+TX += (
+    [
+        tx(p, f"2025-03-29 {h}", activity_code="DIABETES", measure_type="glucose_sensor")
+        for h in ("20:00", "21:00", "22:00", "23:58")
+    ]
+    + [
+        tx(p, f"2025-03-30 {h}", activity_code="DIABETES", measure_type="glucose_sensor")
+        for h in ("00:02", "08:00", "09:00", "23:58")
+    ]
+    + [
+        tx(p, f"2025-03-31 {h}", activity_code="DIABETES", measure_type="glucose_sensor")
+        for h in ("00:02", "08:00", "09:00", "10:00")
+    ]
+)
 
-# C03 capillary, one injection a day: 2 finger-pricks a day on 15 days -> 15 valid, sufficient.
+# C03 capillary, one injection a day: 2 finger-pricks a day on 15 days -> 15 valid, sufficient;
+# one a day on 3 more days -> 3 invalid units.
 p = scenario("C03", "DIABETES", monitoring_profile="capillary_one_injection")
 TX += readings(p, "DIABETES", "glucose_capillary", range(15), 2)
+TX += readings(p, "DIABETES", "glucose_capillary", range(15, 18), 1)
 
 # C04 capillary, several injections (profile sent in another case, with spaces): the same
 # 2 a day -> 15 invalid units, no_data.
@@ -165,17 +176,41 @@ for exploitant in ("EXP01", "EXP02"):
 TX += readings(p, "DIABETES", "glucose_sensor", range(15, 20), 4)
 TX += readings(p, "DIABETES", "glucose_sensor", range(15, 20), 1, exploitant_id="EXP02")
 
-# Rejected enrollment rows: sessions a week not a whole number, or out of 1-7.
-BAD_ENROLLMENTS = [
-    enrollment("C98", "PC98", START, activity_code="RENAL_FAILURE", sessions_per_week="3.5"),
-    enrollment("C99", "PC99", START, activity_code="RENAL_FAILURE", sessions_per_week=8),
+# C18 respiratory without a profile: either usage record counts -> ventilation hours on 8 days
+# and oxygen hours on 7 others -> 15 valid, sufficient; SpO2 alone does not count.
+p = scenario("C18", "RESPIRATORY_FAILURE")
+TX += readings(p, "RESPIRATORY_FAILURE", "ventilation_hours", range(8), 1)
+TX += readings(p, "RESPIRATORY_FAILURE", "oxygen_hours", range(8, 15), 1)
+TX += readings(p, "RESPIRATORY_FAILURE", "spo2", range(15, 30), 1)
+
+# C19 renal without a profile: blood pressure or creatinine -> 10 + 5 days; dialysis sessions do
+# not count under the default rule -> 15 valid of 30.
+p = scenario("C19", "RENAL_FAILURE")
+TX += readings(p, "RENAL_FAILURE", "blood_pressure", range(10), 1)
+TX += readings(p, "RENAL_FAILURE", "creatinine", range(10, 15), 1)
+TX += readings(p, "RENAL_FAILURE", "dialysis_session", range(15, 25), 1)
+
+# C20 weekly transmission counts the days readings were received: readings measured every day of
+# P1, received (received_at) in uploads on day 0 (day 0's), day 20 (days 1-20's) and day 29
+# (the rest): 19 days without a reception (1-19), then 8 (21-28) -> max_gap_days 19, flagged.
+p = scenario("C20", "DIABETES", monitoring_profile="sensor")
+TX += [
+    t | {"received_at": f"{day(0 if d == 0 else 20 if d <= 20 else 29)}T22:00:00+01:00"}
+    for t in readings(p, "DIABETES", "glucose_sensor", range(30), 4)
+    for d in [(date.fromisoformat(t["measured_at"][:10]) - date.fromisoformat(START)).days]
 ]
+
+# Enrollments whose sessions a week are not a whole number from 1 to 7 are loaded as if none
+# were sent (3 by default, 13 expected) and reported.
+p = scenario("C21", "RENAL_FAILURE", monitoring_profile="hemodialysis", sessions_per_week="3.5")
+TX += readings(p, "RENAL_FAILURE", "dialysis_session", [0, 2, 4, 7, 9, 11, 14], 1)
+scenario("C22", "RENAL_FAILURE", monitoring_profile="hemodialysis", sessions_per_week=8)
 
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     landing = tmp_path_factory.mktemp("landing")
-    write_rows(landing / "enrollments" / "enrollments.csv", ENROLLMENTS + BAD_ENROLLMENTS)
+    write_rows(landing / "enrollments" / "enrollments.csv", ENROLLMENTS)
     write_rows(landing / "prescriptions" / "prescriptions.csv", PRESCRIPTIONS)
     write_rows(landing / "transmissions" / "EXP01.jsonl", TX)
     path = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
@@ -192,9 +227,34 @@ def column(periods, eid: str, name: str, count: int = 3) -> list:
     return periods[eid][name].to_list()[:count]
 
 
-def test_only_the_sessions_per_week_rows_are_quarantined(warehouse):
-    bad = query(warehouse, "SELECT reason, detail FROM ops.quarantine ORDER BY row_number")
-    assert bad.rows() == [("bad_type", "sessions_per_week")] * 2
+def test_nothing_is_quarantined(warehouse):
+    assert query(warehouse, "SELECT count(*) AS n FROM ops.quarantine")["n"][0] == 0
+
+
+def test_bad_sessions_per_week_fall_back_to_the_default_and_are_reported(periods, warehouse):
+    assert column(periods, "C21", "expected_units", 1) == [13]
+    assert column(periods, "C21", "valid_units", 1) == [7]
+    assert column(periods, "C22", "expected_units", 1) == [13]
+    findings = query(
+        warehouse,
+        "SELECT entity_id, detail FROM marts.data_quality_findings "
+        "WHERE kind = 'invalid_sessions_per_week' ORDER BY entity_id",
+    )
+    assert findings["entity_id"].to_list() == ["C21", "C22"]
+    assert "'3.5'" in findings["detail"][0] and "3 sessions a week assumed" in findings["detail"][0]
+
+
+def test_default_rows_of_lines_with_profiles(periods):
+    assert column(periods, "C18", "valid_units", 1) == [15]
+    assert column(periods, "C18", "counting_profile", 1) == [None]
+    assert column(periods, "C19", "valid_units", 1) == [15]
+    assert column(periods, "C19", "data_status", 1) == ["sufficient"]
+
+
+def test_the_weekly_gap_counts_days_of_reception(periods):
+    assert column(periods, "C20", "valid_units", 1) == [30]
+    assert column(periods, "C20", "max_gap_days", 1) == [19]
+    assert column(periods, "C20", "weekly_transmission_missed", 1) == [True]
 
 
 def test_heart_failure_without_weight_has_no_data(periods):
@@ -218,7 +278,7 @@ def test_sensor_needs_four_readings_a_day(periods):
 
 
 def test_sensor_readings_split_at_paris_midnight_across_dst(periods):
-    assert column(periods, "C02", "valid_units")[2] == 2
+    assert column(periods, "C02", "valid_units")[2] == 3
     assert column(periods, "C02", "invalid_units")[2] == 0
 
 
@@ -229,6 +289,7 @@ def test_copies_under_two_exploitants_are_not_added_up(periods):
 
 def test_capillary_profiles_need_two_or_four_readings(periods):
     assert column(periods, "C03", "valid_units", 1) == [15]
+    assert column(periods, "C03", "invalid_units", 1) == [3]
     assert column(periods, "C03", "data_status", 1) == ["sufficient"]
     assert column(periods, "C04", "valid_units", 1) == [0]
     assert column(periods, "C04", "invalid_units", 1) == [15]
@@ -246,11 +307,13 @@ def test_absent_profile_takes_the_strictest_rule_and_is_reported(periods, wareho
         "SELECT entity_id, kind FROM marts.data_quality_findings "
         "WHERE kind LIKE '%monitoring_profile' ORDER BY entity_id",
     )
-    # C05 sent none on a line with profiles; C12 sent one its line does not have; ODYSIGHT
-    # (C13) and heart failure without one (C01, C15) have no profiles to send
+    # C05, C18, C19 sent none on a line with profiles; C12 sent one its line does not have;
+    # ODYSIGHT (C13) and heart failure without one (C01, C15) have no profiles to send
     assert findings.rows() == [
         ("C05", "missing_monitoring_profile"),
         ("C12", "unknown_monitoring_profile"),
+        ("C18", "missing_monitoring_profile"),
+        ("C19", "missing_monitoring_profile"),
     ]
 
 
@@ -299,7 +362,7 @@ def test_weekly_transmission_missed_is_alerted(warehouse):
     )
     # open periods over 7 days without a counted reading: every diabetes enrollment without data
     # in April; not C11 (5 days at most)
-    expected = ["C02", "C03", "C04", "C05", "C10", "C14", "C16", "C17"]
+    expected = ["C02", "C03", "C04", "C05", "C10", "C14", "C16", "C17", "C20"]
     assert alerts["enrollment_id"].to_list() == expected
 
 
@@ -315,9 +378,11 @@ def test_interruption_threshold_comes_from_the_counting_rule(warehouse):
 
 
 def test_old_glucose_type_is_read_as_glucose_sensor(periods, warehouse):
+    """Counted as glucose_sensor; raw.transmissions keeps the type as sent (a warehouse loaded
+    before the alias existed counts its old rows the same way)."""
     assert column(periods, "C14", "valid_units", 1) == [15]
     types = query(
         warehouse,
         "SELECT DISTINCT measure_type FROM raw.transmissions WHERE patient_id = 'PC14'",
     )
-    assert types["measure_type"].to_list() == ["glucose_sensor"]
+    assert types["measure_type"].to_list() == ["glucose"]

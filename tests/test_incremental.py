@@ -315,3 +315,93 @@ def test_counts_rebuilt_from_scratch_decide_every_period_again(tmp_path):
         con.execute("DELETE FROM ops.model_state WHERE model = 'period_units'")
     run(landing, warehouse, "2025-03-20")
     assert query(warehouse, sql)["valid_units"].to_list() == [1]
+
+
+def test_profiles_sessions_and_receptions_are_followed_night_after_night(tmp_path):
+    """A re-sent enrollment changing its monitoring profile or its sessions a week, and a late
+    upload of readings measured in one closed period and received in the next: the incremental
+    tables equal a fresh build each night."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "incremental.duckdb"
+    write_rows(
+        landing / "enrollments" / "1" / "e.csv",
+        [
+            enrollment(
+                "D1", "Q1", "2025-01-01", activity_code="DIABETES", monitoring_profile="sensor"
+            ),
+            enrollment(
+                "H1",
+                "Q2",
+                "2025-01-01",
+                activity_code="RENAL_FAILURE",
+                monitoring_profile="hemodialysis",
+            ),
+        ],
+    )
+    write_rows(
+        landing / "prescriptions" / "p.csv",
+        [prescription(f"R{e}", e, "2025-01-01", "2025-12-31") for e in ("D1", "H1")],
+    )
+    glucose = dict(activity_code="DIABETES", measure_type="glucose_capillary")
+    write_rows(
+        landing / "transmissions" / "1" / "t.jsonl",
+        # D1: 2 finger-pricks a day on days 0-9 of P1 (a sensor counts none of them)
+        [tx("Q1", f"2025-01-{d:02d} {h}:00", **glucose) for d in range(1, 11) for h in (10, 20)]
+        # H1: 7 sessions in P1 (13 expected at 3 a week: sufficient)
+        + [
+            tx(
+                "Q2",
+                f"2025-01-{d:02d} 14:00",
+                activity_code="RENAL_FAILURE",
+                measure_type="dialysis_session",
+            )
+            for d in (1, 3, 5, 8, 10, 12, 15)
+        ],
+    )
+    tables = (*STEP_TABLES, "staging.receipt_days")
+
+    def periods(column: str, index: int = 1) -> list:
+        sql = f"SELECT enrollment_id, {column} FROM marts.patient_periods WHERE period_index = "
+        return query(warehouse, sql + f"{index} ORDER BY ALL").rows()
+
+    night_equals_fresh(landing, warehouse, "2025-04-15", "first", tables)
+    assert periods("valid_units") == [("D1", 0), ("H1", 7)]
+    # a sensor counts no finger-pricks: no reception of a counted type in P1
+    assert periods("max_gap_days") == [("D1", 30), ("H1", None)]
+    write_rows(
+        landing / "enrollments" / "2" / "e.csv",
+        [
+            enrollment(
+                "D1",
+                "Q1",
+                "2025-01-01",
+                activity_code="DIABETES",
+                monitoring_profile="capillary_one_injection",
+            ),
+            enrollment(
+                "H1",
+                "Q2",
+                "2025-01-01",
+                activity_code="RENAL_FAILURE",
+                monitoring_profile="hemodialysis",
+                sessions_per_week=4,
+            ),
+        ],
+    )
+    night_equals_fresh(landing, warehouse, "2025-04-15", "profile and sessions", tables)
+    assert periods("valid_units") == [("D1", 10), ("H1", 7)]
+    assert periods("expected_units") == [("D1", 30), ("H1", 17)]
+    assert periods("max_gap_days") == [("D1", 20), ("H1", None)]  # Jan 11-30 without reception
+    assert periods("max_gap_days", 3) == [("D1", 30), ("H1", None)]
+    # readings measured on Jan 28 (P1), uploaded late: received on Mar 10, in the closed P3 (a
+    # night decides P1 again for its new unit, and P2 for its previous period, not P3)
+    write_rows(
+        landing / "transmissions" / "2" / "t.jsonl",
+        [
+            tx("Q1", f"2025-01-28 {h}:00", received_at="2025-03-10T22:00:00+01:00", **glucose)
+            for h in (10, 20)
+        ],
+    )
+    night_equals_fresh(landing, warehouse, "2025-04-15", "late upload", tables)
+    assert periods("valid_units") == [("D1", 11), ("H1", 7)]
+    # P3 (Mar 2 - 31): Mar 2 - 9 (8 days), then Mar 11 - 31 (21 days)
+    assert periods("max_gap_days", 3) == [("D1", 21), ("H1", None)]

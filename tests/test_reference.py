@@ -18,6 +18,7 @@ from pipelines.catalog import (
 )
 from pipelines.config import CATALOG_DIR
 from pipelines.reference import paris_offsets
+from pipelines.warehouse import run_sql
 from tests.helpers import (
     catalog_copy,
     enrollment,
@@ -32,16 +33,17 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 def sql_local_dates(instants: list[datetime]) -> list[date]:
-    """The Paris date of each instant, by the same expression as 02_daily_units.sql."""
+    """The Paris date of each instant, by the macro the models use (ref.paris_date)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE SCHEMA ref")
+    run_sql(con, "reference/macros")
     con.register("offsets", paris_offsets().to_arrow())
     con.register("instants", pl.DataFrame({"i": range(len(instants)), "t": instants}).to_arrow())
     rows = con.execute(
         """
-        SELECT CAST(make_timestamp(epoch_us(t) + CASE
-                WHEN epoch_us(t) >= o.summer_start_us AND epoch_us(t) < o.summer_end_us
-                THEN o.summer_offset_us ELSE o.standard_offset_us END) AS DATE)
+        SELECT ref.paris_date(epoch_us(t), o.summer_start_us, o.summer_end_us,
+                              o.standard_offset_us, o.summer_offset_us)
         FROM instants LEFT JOIN offsets o ON o.year = year(make_timestamp(epoch_us(t)))
         ORDER BY i
         """
@@ -109,107 +111,52 @@ def rule(activity: str, profile: str = "") -> dict:
 
 
 def test_counting_rules_are_the_rulebook_table():
-    """rules.md R3, row by row: what counts, how much a day needs, what a period expects."""
+    """rules.md R3, row by row: what counts, how much a day needs, what a period expects, the
+    weekly transmission rule, the interruption alert's threshold, the status."""
     table = {
         (r["activity_code"], r["monitoring_profile"]): (
             r["counted_measure_types"],
             r["min_per_day"],
             r["grain"],
-            r["expected_units"],
-            r["default_sessions_per_week"],
-            r["status"],
+            r["expected_units"] or f"{r['default_sessions_per_week']}/week",
+            r["max_transmission_gap_days"],
+            r["interruption_alert_days"],
+            r["status"][0],  # C(ONFIRMED) or A(SSUMPTION)
         )
         for r in load_counting_rules().iter_rows(named=True)
     }
     both = "glucose_sensor;glucose_capillary"
+    vent, oxy, cap = "ventilation_hours", "oxygen_hours", "glucose_capillary"
+    pressure = "blood_pressure;creatinine"
+    diabetes = {
+        "sensor": ("glucose_sensor", 4, "day", 30, 7, 3),
+        "capillary_one_injection": (cap, 2, "day", 30, 7, 3),
+        "capillary_multi_injection": (cap, 4, "day", 30, 7, 3),
+        "": (both, 4, "day", 30, 7, 3),
+    }
     assert table == {
-        ("ODYSIGHT", ""): ("visual_acuity", 1, "eye_day", 8, None, "CONFIRMED"),
-        ("HEART_FAILURE", ""): ("weight", 1, "day", 30, None, "CONFIRMED"),
-        ("RESPIRATORY_FAILURE", "ventilation"): (
-            "ventilation_hours",
-            1,
-            "day",
-            30,
-            None,
-            "CONFIRMED",
-        ),
-        ("RESPIRATORY_FAILURE", "oxygen"): ("oxygen_hours", 1, "day", 30, None, "CONFIRMED"),
-        ("RESPIRATORY_FAILURE", ""): (
-            "ventilation_hours;oxygen_hours",
-            1,
-            "day",
-            30,
-            None,
-            "ASSUMPTION",
-        ),
-        ("DIABETES", "sensor"): ("glucose_sensor", 4, "day", 30, None, "CONFIRMED"),
-        ("DIABETES", "capillary_one_injection"): (
-            "glucose_capillary",
-            2,
-            "day",
-            30,
-            None,
-            "CONFIRMED",
-        ),
-        ("DIABETES", "capillary_multi_injection"): (
-            "glucose_capillary",
-            4,
-            "day",
-            30,
-            None,
-            "CONFIRMED",
-        ),
-        ("DIABETES", ""): (both, 4, "day", 30, None, "ASSUMPTION"),
-        ("GESTATIONAL_DIABETES", "sensor"): ("glucose_sensor", 4, "day", 30, None, "ASSUMPTION"),
-        ("GESTATIONAL_DIABETES", "capillary_one_injection"): (
-            "glucose_capillary",
-            2,
-            "day",
-            30,
-            None,
-            "ASSUMPTION",
-        ),
-        ("GESTATIONAL_DIABETES", "capillary_multi_injection"): (
-            "glucose_capillary",
-            4,
-            "day",
-            30,
-            None,
-            "ASSUMPTION",
-        ),
-        ("GESTATIONAL_DIABETES", ""): (both, 4, "day", 30, None, "ASSUMPTION"),
-        ("RENAL_FAILURE", "hemodialysis"): ("dialysis_session", 1, "day", None, 3, "ASSUMPTION"),
+        ("ODYSIGHT", ""): ("visual_acuity", 1, "eye_day", 8, None, 8, "C"),
+        ("HEART_FAILURE", ""): ("weight", 1, "day", 30, None, 3, "C"),
+        ("RESPIRATORY_FAILURE", "ventilation"): (vent, 1, "day", 30, None, 3, "C"),
+        ("RESPIRATORY_FAILURE", "oxygen"): (oxy, 1, "day", 30, None, 3, "C"),
+        ("RESPIRATORY_FAILURE", ""): (f"{vent};{oxy}", 1, "day", 30, None, 3, "A"),
+        **{("DIABETES", p): (*v, "A" if p == "" else "C") for p, v in diabetes.items()},
+        **{("GESTATIONAL_DIABETES", p): (*v, "A") for p, v in diabetes.items()},
+        ("RENAL_FAILURE", "hemodialysis"): ("dialysis_session", 1, "day", "3/week", None, 4, "A"),
         ("RENAL_FAILURE", "peritoneal_dialysis"): (
             "weight;ultrafiltration",
             1,
             "day",
             30,
             None,
-            "ASSUMPTION",
+            3,
+            "A",
         ),
-        ("RENAL_FAILURE", "transplant"): (
-            "blood_pressure;creatinine",
-            1,
-            "day",
-            30,
-            None,
-            "ASSUMPTION",
-        ),
-        ("RENAL_FAILURE", "ckd_stage_4_5"): (
-            "blood_pressure;creatinine",
-            1,
-            "day",
-            30,
-            None,
-            "ASSUMPTION",
-        ),
-        ("RENAL_FAILURE", ""): ("blood_pressure;creatinine", 1, "day", 30, None, "ASSUMPTION"),
-        ("CARDIAC_IMPLANT", ""): ("device_report", 1, "day", 30, None, "ASSUMPTION"),
+        ("RENAL_FAILURE", "transplant"): (pressure, 1, "day", 30, None, 3, "A"),
+        ("RENAL_FAILURE", "ckd_stage_4_5"): (pressure, 1, "day", 30, None, 3, "A"),
+        ("RENAL_FAILURE", ""): (pressure, 1, "day", 30, None, 3, "A"),
+        ("CARDIAC_IMPLANT", ""): ("device_report", 1, "day", 30, None, 3, "A"),
     }
-    # the weekly transmission rule is the diabetes lines' (R3), a week at most
-    weekly = load_counting_rules().filter(pl.col("max_transmission_gap_days").is_not_null())
-    assert set(weekly["activity_code"]) == {"DIABETES", "GESTATIONAL_DIABETES"}
-    assert set(weekly["max_transmission_gap_days"]) == {7}
     assert load_counting_rules()["source"].null_count() == 0
 
 

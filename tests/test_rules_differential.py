@@ -31,6 +31,7 @@ class Tx:
     distance_cm: float | None
     ambient_lux: float | None
     exploitant: str = "X"
+    received: datetime | None = None  # received_at (the server's clock), when sent
 
 
 @dataclass
@@ -56,9 +57,15 @@ RULES: dict[tuple[str, str | None], tuple[set[str], int, bool]] = {
     ("DIABETES", "capillary_one_injection"): ({"glucose_capillary"}, 2, False),
     ("DIABETES", "capillary_multi_injection"): ({"glucose_capillary"}, 4, False),
     ("DIABETES", None): (GLUCOSE, 4, False),
+    ("GESTATIONAL_DIABETES", "sensor"): ({"glucose_sensor"}, 4, False),
+    ("GESTATIONAL_DIABETES", None): (GLUCOSE, 4, False),
+    ("RESPIRATORY_FAILURE", "oxygen"): ({"oxygen_hours"}, 1, False),
+    ("RESPIRATORY_FAILURE", None): ({"ventilation_hours", "oxygen_hours"}, 1, False),
     ("RENAL_FAILURE", "hemodialysis"): ({"dialysis_session"}, 1, False),
+    ("RENAL_FAILURE", None): ({"blood_pressure", "creatinine"}, 1, False),
 }
-WEEKLY_LINES = {"DIABETES"}  # "au minimum hebdomadaire": more than 7 days without is flagged
+# "au minimum hebdomadaire": more than 7 days without a reception is flagged
+WEEKLY_LINES = {"DIABETES", "GESTATIONAL_DIABETES"}
 
 
 def expected_units(h: History) -> int:
@@ -115,8 +122,12 @@ def reference(h: History, as_of: date) -> list[dict]:
         n_valid, n_invalid = within(valid), within(invalid)
         expected = expected_units(h)
         gap = None
-        if h.activity in WEEKLY_LINES:
-            data_days = {d for d, _ in tried if d <= as_of}
+        if h.activity in WEEKLY_LINES:  # the days counted readings were received (R3)
+            data_days = {
+                (t.received or t.instant).astimezone(PARIS).date()
+                for t in h.transmissions
+                if t.measure_type in counted
+            }
             gap = longest_run_without(data_days, start, min(effective, as_of - timedelta(days=1)))
         if n_valid == 0:
             status = "no_data"
@@ -175,7 +186,9 @@ days = st.integers(min_value=0, max_value=330)
 SENT = {  # what each line's devices send in these histories: counted types and others
     "HEART_FAILURE": ["weight", "weight", "weight", "blood_pressure"],
     "DIABETES": ["glucose_sensor", "glucose_capillary", "insulin_dose"],
-    "RENAL_FAILURE": ["dialysis_session", "dialysis_session", "weight"],
+    "GESTATIONAL_DIABETES": ["glucose_sensor", "glucose_capillary", "insulin_dose"],
+    "RESPIRATORY_FAILURE": ["oxygen_hours", "ventilation_hours", "spo2"],
+    "RENAL_FAILURE": ["dialysis_session", "dialysis_session", "blood_pressure", "creatinine"],
 }
 
 
@@ -197,10 +210,13 @@ def transmissions(draw, activity: str, start: date) -> list[Tx]:
             measure = draw(st.sampled_from(SENT[activity]))
             eye, distance, lux = None, None, None
         exploitant = draw(st.sampled_from(["X", "X", "Y"]))
+        # received the same day, or in an upload up to 12 days later, or no received_at
+        delay = draw(st.sampled_from([None, 0, 0, 1, 12]))
         # a few readings a day: the daily minimums (2, 4) are reached, or just missed
-        for repeat in range(draw(st.integers(1, 4)) if activity == "DIABETES" else 1):
+        for repeat in range(draw(st.integers(1, 4)) if "DIABETES" in activity else 1):
             moved = instant + timedelta(minutes=7 * repeat)
-            items.append(Tx(moved, measure, eye, distance, lux, exploitant))
+            received = None if delay is None else moved + timedelta(days=delay, minutes=5)
+            items.append(Tx(moved, measure, eye, distance, lux, exploitant, received))
     return items
 
 
@@ -264,13 +280,16 @@ def run_models(items: list[History], as_of: date) -> duckdb.DuckDBPyConnection:
         )
         for j, (kind, valid_from, valid_until) in enumerate(h.prescriptions):
             con.execute(
-                "INSERT INTO raw.prescriptions VALUES (?, ?, ?, ?, ?, 0, 0, 1, 'f', ?)",
+                "INSERT INTO raw.prescriptions BY NAME SELECT ? AS prescription_id, "
+                "? AS enrollment_id, ? AS kind, ? AS valid_from, ? AS valid_until, "
+                "0 AS key_hash, 0 AS payload_hash, 1 AS file_id, 'f' AS source_file, "
+                "? AS row_number",
                 [f"RX{i}-{j}", eid, kind, valid_from, valid_until, j],
             )
         for j, t in enumerate(h.transmissions):
             con.execute(
                 "INSERT INTO raw.transmissions VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, NULL, 1.0, NULL, ?, ?, 0, 0, 1, 'f', ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, 1.0, NULL, ?, ?, 0, 0, 1, 'f', ?)",
                 [
                     f"T{i}-{j}",
                     t.exploitant,
@@ -279,6 +298,7 @@ def run_models(items: list[History], as_of: date) -> duckdb.DuckDBPyConnection:
                     t.measure_type,
                     t.eye,
                     t.instant,
+                    t.received,
                     t.distance_cm,
                     t.ambient_lux,
                     j,

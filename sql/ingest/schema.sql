@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS raw.enrollments (
     end_reason    VARCHAR,
     ald           BOOLEAN NOT NULL,
     monitoring_profile VARCHAR,       -- rules.md R3 (null: not sent)
-    sessions_per_week  INTEGER,       -- rules.md R3, hemodialysis (null: not sent)
+    sessions_per_week  INTEGER,       -- rules.md R3, hemodialysis (null: not sent, or invalid)
+    sessions_per_week_sent VARCHAR,   -- the text sent when it was not a whole number from 1 to 7
     recorded_at   TIMESTAMPTZ,        -- rules.md R7b: when this version was recorded (null: not sent)
     key_hash      UBIGINT NOT NULL,
     payload_hash  UBIGINT NOT NULL,
@@ -91,6 +92,7 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
 -- sent, which is what those rows said)
 ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS monitoring_profile VARCHAR;
 ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS sessions_per_week INTEGER;
+ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS sessions_per_week_sent VARCHAR;
 ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMPTZ;
 ALTER TABLE raw.prescriptions ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMPTZ;
 

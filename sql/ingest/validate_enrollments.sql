@@ -49,8 +49,6 @@ judged AS (
             CASE WHEN start_date IS NULL THEN 'start_date' END,
             CASE WHEN end_text IS NOT NULL AND end_date IS NULL THEN 'end_date' END,
             CASE WHEN ald IS NULL THEN 'ald' END,
-            CASE WHEN sessions_text IS NOT NULL AND sessions_per_week IS NULL
-                 THEN 'sessions_per_week' END,
             CASE WHEN recorded_text IS NOT NULL AND recorded_at IS NULL
                  THEN 'recorded_at' END) AS badly_typed
     FROM typed
@@ -59,9 +57,12 @@ SELECT
     file_id, source_file, row_number, raw, as_read,
     enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
     start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week, recorded_at,
+    -- R3: sessions a week that are not a whole number from 1 to 7 are kept as sent, and the
+    -- rule's default applies (a finding, 07_data_quality.sql): the row itself still counts
+    CASE WHEN sessions_per_week IS NULL THEN sessions_text END AS sessions_per_week_sent,
     hash(enrollment_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
     hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
-         end_reason, ald, monitoring_profile, sessions_per_week, recorded_at) AS payload_hash,
+         end_reason, ald, monitoring_profile, sessions_text, recorded_at) AS payload_hash,
     CASE
         WHEN parse_error IS NOT NULL THEN 'malformed_record'
         WHEN missing <> '' THEN 'missing_field'

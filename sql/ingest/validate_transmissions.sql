@@ -10,9 +10,7 @@ WITH cleaned AS (
         nullif(trim(exploitant_id), '') AS exploitant_id,
         nullif(activity_code, '') AS activity_code,
         nullif(trim(patient_id), '') AS patient_id,
-        -- a type sent under an older name is read as its current one (contract.py aliases)
-        coalesce(getvariable('measure_type_aliases')[nullif(measure_type, '')],
-                 nullif(measure_type, '')) AS measure_type,
+        nullif(measure_type, '') AS measure_type,
         upper(nullif(eye, '')) AS eye,
         nullif(measured_at, '') AS measured_at_text,
         nullif(received_at, '') AS received_at_text,
@@ -33,7 +31,11 @@ typed AS (
         coalesce(m.needs_eye, false) AS needs_eye
     FROM cleaned o
     LEFT JOIN ref.activities a USING (activity_code)
-    LEFT JOIN ref.activity_measures m USING (activity_code, measure_type)
+    -- (a type sent under an older name is an eye test when its current one is)
+    LEFT JOIN ref.measure_type_aliases al ON al.alias = o.measure_type
+    LEFT JOIN ref.activity_measures m
+      ON m.activity_code = o.activity_code
+     AND m.measure_type = coalesce(al.measure_type, o.measure_type)
 ),
 dated_years AS (  -- R1: the UTC instants ref.paris_offsets can date, [lo_us, hi_us)
     SELECT epoch_us(make_timestamp(min(year), 1, 1, 0, 0, 0)) AS lo_us,

@@ -15,7 +15,8 @@
 CREATE TABLE IF NOT EXISTS staging.enrollments (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
     operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN,
-    monitoring_profile VARCHAR, sessions_per_week INTEGER, recorded_at TIMESTAMPTZ,
+    monitoring_profile VARCHAR, sessions_per_week INTEGER, sessions_per_week_sent VARCHAR,
+    recorded_at TIMESTAMPTZ,
     counting_profile VARCHAR, expected_units INTEGER
 );
 CREATE TABLE IF NOT EXISTS staging.prescriptions (
@@ -37,7 +38,7 @@ INSERT INTO staging.enrollments BY NAME
 WITH latest AS (
     SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
            start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week,
-           recorded_at
+           sessions_per_week_sent, recorded_at
     FROM raw.enrollments
     LEFT JOIN (SELECT file_id, ingested_at FROM ops.ingested_files) f USING (file_id)
     WHERE getvariable('enrollments_rebuild')

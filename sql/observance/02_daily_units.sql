@@ -44,12 +44,13 @@ WITH instants AS (
     WHERE t.file_id > getvariable('daily_units_after_file')
 ),
 localised AS (
-    SELECT i.*,
-        CAST(make_timestamp(utc_us + CASE
-            WHEN utc_us >= o.summer_start_us AND utc_us < o.summer_end_us
-            THEN o.summer_offset_us ELSE o.standard_offset_us END) AS DATE) AS local_date
+    SELECT i.* REPLACE (coalesce(al.measure_type, i.measure_type) AS measure_type),
+        ref.paris_date(utc_us, o.summer_start_us, o.summer_end_us, o.standard_offset_us,
+                       o.summer_offset_us) AS local_date
     FROM instants i
     LEFT JOIN ref.paris_offsets o ON o.year = year(make_timestamp(i.utc_us))
+    -- a type sent under an older name counts as its current one (raw keeps it as sent)
+    LEFT JOIN ref.measure_type_aliases al ON al.alias = i.measure_type
 ),
 judged AS (
     SELECT l.patient_id, l.activity_code, l.exploitant_id, l.local_date, l.received_at,
@@ -115,6 +116,50 @@ ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_
 
 INSERT INTO ops.units_pending
 SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type FROM new_units
+WHERE getvariable('daily_units_after_file') > 0;
+
+-- R3 weekly transmission (the lines with max_transmission_gap_days): the Paris days on which
+-- readings of a type such a line counts were received (received_at; the measurement's instant
+-- when it is missing), per patient, line and type. The days new since the last run are listed
+-- for 05_patient_periods.sql in ops.receipts_pending (a full build lists none: it decides all).
+CREATE TABLE IF NOT EXISTS staging.receipt_days (
+    patient_id VARCHAR, activity_code VARCHAR, measure_type VARCHAR, receipt_date DATE
+);
+CREATE TABLE IF NOT EXISTS ops.receipts_pending (
+    patient_id VARCHAR, activity_code VARCHAR, receipt_date DATE
+);
+DELETE FROM staging.receipt_days WHERE getvariable('daily_units_after_file') = 0;
+DELETE FROM ops.receipts_pending WHERE getvariable('daily_units_after_file') = 0;
+CREATE OR REPLACE TEMP TABLE new_receipts AS
+WITH weekly AS (
+    SELECT DISTINCT m.activity_code, m.measure_type
+    FROM ref.counting_measures m
+    JOIN ref.counting_rules r USING (activity_code)
+    WHERE r.max_transmission_gap_days IS NOT NULL
+),
+received AS (
+    SELECT t.patient_id, t.activity_code,
+        coalesce(al.measure_type, t.measure_type) AS measure_type,
+        epoch_us(coalesce(t.received_at, t.measured_at)) AS utc_us
+    FROM raw.transmissions t
+    LEFT JOIN ref.measure_type_aliases al ON al.alias = t.measure_type
+    WHERE t.file_id > getvariable('daily_units_after_file')
+)
+SELECT DISTINCT r.patient_id, r.activity_code, r.measure_type,
+    ref.paris_date(r.utc_us, o.summer_start_us, o.summer_end_us, o.standard_offset_us,
+                   o.summer_offset_us) AS receipt_date
+FROM received r
+SEMI JOIN weekly w USING (activity_code, measure_type)
+JOIN ref.paris_offsets o ON o.year = year(make_timestamp(r.utc_us));
+SET VARIABLE new_receipts_from = coalesce((SELECT min(receipt_date) FROM new_receipts),
+                                          DATE '9999-12-31');
+CREATE OR REPLACE TEMP TABLE added_receipts AS
+SELECT * FROM new_receipts
+EXCEPT
+SELECT * FROM staging.receipt_days WHERE receipt_date >= getvariable('new_receipts_from');
+INSERT INTO staging.receipt_days SELECT * FROM added_receipts ORDER BY receipt_date;
+INSERT INTO ops.receipts_pending
+SELECT DISTINCT patient_id, activity_code, receipt_date FROM added_receipts
 WHERE getvariable('daily_units_after_file') > 0;
 
 INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash)

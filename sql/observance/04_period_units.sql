@@ -23,10 +23,7 @@ CREATE TABLE IF NOT EXISTS staging.period_units (
     transmissions BIGINT,
     -- the period's last receipt (server clock; the day when received_at is missing) and last
     -- measured day, for the interruption alert (alerts/01_current_problems.sql)
-    last_received_at TIMESTAMPTZ, last_local_date DATE,
-    -- R3 weekly transmission (lines with max_transmission_gap_days): the first and last days
-    -- with a counted reading and the longest run of days without one between them
-    first_data_date DATE, last_data_date DATE, inner_gap_days INTEGER
+    last_received_at TIMESTAMPTZ, last_local_date DATE
 );
 -- periods counted again since 05_patient_periods.sql last decided them
 CREATE TABLE IF NOT EXISTS ops.periods_pending (enrollment_id VARCHAR, period_index INTEGER);
@@ -206,32 +203,12 @@ counts AS (
         count(*) FILTER (WHERE NOT is_valid) AS invalid_units
     FROM units
     GROUP BY ALL
-),
-data_days AS (  -- R3 weekly transmission: the days with a counted reading, gaps between them
-    SELECT enrollment_id, period_index, local_date,
-        local_date - lag(local_date) OVER (PARTITION BY enrollment_id, period_index
-                                           ORDER BY local_date) - 1 AS gap
-    FROM (SELECT DISTINCT u.enrollment_id, u.period_index, u.local_date
-          FROM units u
-          JOIN recounted_periods p USING (enrollment_id, period_index)
-          JOIN ref.counting_rules r
-            ON r.activity_code = p.activity_code AND r.monitoring_profile = p.counting_profile
-          WHERE r.max_transmission_gap_days IS NOT NULL)
-),
-spans AS (
-    SELECT enrollment_id, period_index,
-        min(local_date) AS first_data_date, max(local_date) AS last_data_date,
-        CAST(coalesce(max(gap), 0) AS INTEGER) AS inner_gap_days
-    FROM data_days
-    GROUP BY ALL
 )
 SELECT t.enrollment_id, t.period_index,
     coalesce(c.valid_units, 0) AS valid_units, coalesce(c.invalid_units, 0) AS invalid_units,
-    t.transmissions, t.last_received_at, t.last_local_date,
-    s.first_data_date, s.last_data_date, s.inner_gap_days
+    t.transmissions, t.last_received_at, t.last_local_date
 FROM transmitted t
-LEFT JOIN counts c USING (enrollment_id, period_index)
-LEFT JOIN spans s USING (enrollment_id, period_index);
+LEFT JOIN counts c USING (enrollment_id, period_index);
 
 -- the enrollments the tables now stand for: only the rows of changed enrollments are replaced
 DELETE FROM staging.matched_enrollments

@@ -9,7 +9,9 @@
 --   (compared with staging.decided_enrollments and staging.decided_prescriptions, what the
 --   table was decided from);
 -- * the periods ending on or after the earlier of the evaluation date the table was decided at
---   and the one staging.periods was cut at (periods closed, added or removed by a new date).
+--   and the one staging.periods was cut at (periods closed, added or removed by a new date);
+-- * the periods holding a receipt day new since the last run (ops.receipts_pending, filled by
+--   02_daily_units.sql: the weekly transmission gap).
 -- A change of the catalog, the period length or the sufficiency threshold, or counts rebuilt
 -- from scratch, decide every period again. (New rows are appended: query with ORDER BY.)
 -- R4: exactly the threshold is sufficient ("inférieure à 50 %" is strict)
@@ -77,6 +79,13 @@ redecided AS (
     SELECT enrollment_id, period_index FROM ops.periods_pending
     UNION
     SELECT enrollment_id, period_index + 1 FROM ops.periods_pending
+    UNION
+    SELECT p.enrollment_id, p.period_index
+    FROM staging.periods p
+    JOIN staging.enrollments e USING (enrollment_id)
+    JOIN ops.receipts_pending r
+      ON r.patient_id = e.patient_id AND r.activity_code = e.activity_code
+     AND r.receipt_date BETWEEN p.period_start AND p.effective_end
 )
 SELECT * FROM redecided WHERE NOT getvariable('decisions_full');
 
@@ -86,6 +95,34 @@ WITH periods AS (  -- the periods to decide
     UNION ALL
     SELECT p.* FROM staging.periods p SEMI JOIN redecided USING (enrollment_id, period_index)
     WHERE NOT getvariable('decisions_full')
+),
+receipts AS (  -- R3 weekly transmission: the days of the period, up to its effective end (an
+              -- open period: up to the day before as_of), on which readings of a type its rule
+              -- counts were received, and the days without any between them
+    SELECT enrollment_id, period_index, receipt_date,
+        receipt_date - lag(receipt_date) OVER (PARTITION BY enrollment_id, period_index
+                                               ORDER BY receipt_date) - 1 AS gap
+    FROM (
+        SELECT DISTINCT p.enrollment_id, p.period_index, d.receipt_date
+        FROM periods p
+        JOIN ref.counting_rules r
+          ON r.activity_code = p.activity_code AND r.monitoring_profile = p.counting_profile
+        JOIN ref.counting_measures m
+          ON m.activity_code = p.activity_code AND m.monitoring_profile = p.counting_profile
+        JOIN staging.enrollments e USING (enrollment_id)
+        JOIN staging.receipt_days d
+          ON d.patient_id = e.patient_id AND d.activity_code = e.activity_code
+         AND d.measure_type = m.measure_type
+         AND d.receipt_date BETWEEN p.period_start
+                                AND least(p.effective_end, getvariable('as_of') - 1)
+        WHERE r.max_transmission_gap_days IS NOT NULL
+    )
+),
+received AS (
+    SELECT enrollment_id, period_index, min(receipt_date) AS first_receipt,
+        max(receipt_date) AS last_receipt, coalesce(max(gap), 0) AS inner_gap
+    FROM receipts
+    GROUP BY ALL
 ),
 covered AS (  -- R7: the periods whose first day a prescription (capped) covers
     SELECT DISTINCT p.enrollment_id, p.period_index
@@ -105,14 +142,13 @@ measured AS (
              THEN data_status(coalesce(previous.valid_units, 0), p.expected_units)
         END AS previous_data_status,
         c.period_index IS NOT NULL AS has_prescription,
-        -- R3 weekly transmission: the longest run of days without a counted reading, over the
-        -- period's days up to its effective end (an open period: up to the day before as_of)
+        -- R3 weekly transmission: the longest run of days without a reception (see receipts)
         least(p.effective_end, getvariable('as_of') - 1) AS gap_window_end,
         CASE WHEN r.max_transmission_gap_days IS NOT NULL THEN
-            CASE WHEN u.first_data_date IS NULL OR u.first_data_date > gap_window_end
+            CASE WHEN g.first_receipt IS NULL
                  THEN greatest(gap_window_end - p.period_start + 1, 0)
-                 ELSE greatest(u.first_data_date - p.period_start, u.inner_gap_days,
-                               gap_window_end - u.last_data_date)
+                 ELSE greatest(g.first_receipt - p.period_start, g.inner_gap,
+                               gap_window_end - g.last_receipt)
             END
         END AS max_gap_days,
         max_gap_days > r.max_transmission_gap_days AS weekly_transmission_missed
@@ -120,6 +156,7 @@ measured AS (
     JOIN ref.counting_rules r
       ON r.activity_code = p.activity_code AND r.monitoring_profile = p.counting_profile
     LEFT JOIN staging.period_units u USING (enrollment_id, period_index)
+    LEFT JOIN received g USING (enrollment_id, period_index)
     LEFT JOIN staging.period_units previous
       ON previous.enrollment_id = p.enrollment_id AND previous.period_index = p.period_index - 1
     LEFT JOIN covered c ON c.enrollment_id = p.enrollment_id AND c.period_index = p.period_index
@@ -191,5 +228,6 @@ INSERT INTO staging.decided_prescriptions BY NAME
 SELECT * FROM current_prescriptions
 WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
 DELETE FROM ops.periods_pending;
+DELETE FROM ops.receipts_pending;
 INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
 VALUES ('patient_periods', 0, getvariable('decisions_fingerprint'), getvariable('periods_as_of'));

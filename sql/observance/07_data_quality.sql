@@ -24,6 +24,16 @@ LEFT JOIN (SELECT activity_code,
 WHERE e.counting_profile = ''
   AND (e.monitoring_profile IS NOT NULL OR p.profiles IS NOT NULL)
 UNION ALL
+-- R3: sessions a week sent but not a whole number from 1 to 7: the rule's default applies
+SELECT 'invalid_sessions_per_week', 'enrollment', e.enrollment_id, e.enrollment_id,
+    'sessions_per_week ''' || e.sessions_per_week_sent || ''' is not a whole number from 1 to 7: '
+    || coalesce(r.default_sessions_per_week || ' sessions a week assumed',
+                'not used by this line''s counting rule') || ' (R3)'
+FROM staging.enrollments e
+JOIN ref.counting_rules r
+  ON r.activity_code = e.activity_code AND r.monitoring_profile = e.counting_profile
+WHERE e.sessions_per_week_sent IS NOT NULL
+UNION ALL
 -- R7b: two versions of a record with the same recorded_at and different content; the later
 -- ingested one is in force
 SELECT 'ambiguous_version', kind, id, enrollment_id,
