@@ -74,6 +74,13 @@ asset_checks = [
         "ERROR: no operator line without its exploitant line, and back.",
     ),
     _check(
+        ["marts", "claim_status"],
+        "ledger_consistent",
+        checks.ledger_consistent,
+        "ERROR: batches add up, line ids are unique, corrections refer to issued lines and "
+        "cancellations are exact negatives.",
+    ),
+    _check(
         ["marts", "file_active_monthly"],
         "file_active_consistent",
         checks.file_active_consistent,

@@ -6,18 +6,24 @@ SQL model belongs to which group). Resources come from the environment variables
 
 import dagster as dg
 
-from dagster_project.assets import ingest, models, reporting
+from dagster_project.assets import ingest, ledger, models, reporting
 from dagster_project.checks import asset_checks
 from dagster_project.resources import resources_for
-from dagster_project.schedules import ingest_job, landing_sensor, nightly_job, nightly_schedule
+from dagster_project.schedules import (
+    ingest_job,
+    issue_job,
+    landing_sensor,
+    nightly_job,
+    nightly_schedule,
+)
 from pipelines.config import Settings
 
-all_assets = [*ingest.assets, *models.assets, *reporting.assets]
+all_assets = [*ingest.assets, *models.assets, *reporting.assets, *ledger.assets]
 
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=asset_checks,
-    jobs=[nightly_job, ingest_job],
+    jobs=[nightly_job, ingest_job, issue_job],
     schedules=[nightly_schedule],
     sensors=[landing_sensor],
     resources=resources_for(Settings.from_env(), fixed_as_of=False),

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_project.checks import asset_checks
 from dagster_project.definitions import all_assets
 from dagster_project.resources import resources_for
+from dagster_project.schedules import ISSUE_SELECTION, NIGHTLY_SELECTION
 from pipelines.config import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -24,12 +25,27 @@ def materialize_all(
     selection: str | list[str] | None = None,
     instance: dg.DagsterInstance | None = None,
     quiet: bool = True,
+    op_config: dict[str, dict] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the whole graph (or ``selection``) for ``settings``; raises on failure."""
+    """Materialize the nightly graph (or ``selection``) for ``settings``; raises on failure.
+    ``op_config`` gives assets their run config (``{"ledger__issued_lines": {...}}``)."""
+    run_config = dict(QUIET) if quiet else {}
+    if op_config:
+        run_config["ops"] = {name: {"config": values} for name, values in op_config.items()}
     return dg.materialize(
         [*all_assets, *asset_checks],
         resources=resources_for(settings),
-        selection=selection,
+        selection=selection or NIGHTLY_SELECTION,
         instance=instance or new_instance(),
-        run_config=QUIET if quiet else None,
+        run_config=run_config or None,
+    )
+
+
+def issue_batch(settings: Settings, **config: str | None) -> dg.ExecuteInProcessResult:
+    """Issue one batch (``ledger/issued_lines``'s config: payee, out, filters, csv_style) and
+    rebuild the billing marts that show it, as of the last run's evaluation date."""
+    return materialize_all(
+        settings,
+        selection=ISSUE_SELECTION,
+        op_config={"ledger__issued_lines": {k: v for k, v in config.items() if v is not None}},
     )

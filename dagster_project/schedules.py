@@ -6,8 +6,19 @@ from dagster_project.resources import LandingResource
 from pipelines import contract
 from pipelines.ingest import discover
 
+# issuing lines for billing is a person's decision (`observance issue`), never the schedule's
+ISSUE_SELECTION = ["ledger/issued_lines", "marts/claim_status", "marts/billing_lines"]
+NIGHTLY_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets(["ledger", "issued_lines"])
 nightly_job = dg.define_asset_job(
-    "nightly", selection=dg.AssetSelection.all(), description="The whole graph, every night."
+    "nightly",
+    selection=NIGHTLY_SELECTION,
+    description="The whole graph but the issuing of lines, every night.",
+)
+issue_job = dg.define_asset_job(
+    "issue",
+    selection=dg.AssetSelection.assets(*(key.split("/") for key in ISSUE_SELECTION)),
+    description="Issue a batch of lines (run config: payee, out, filters), then the billing "
+    "marts that show it.",
 )
 ingest_job = dg.define_asset_job(
     "ingest_landing",

@@ -128,6 +128,32 @@ def lines_paired(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
     return _none_expected(unpaired, "periods with unpaired lines", "unpaired_periods")
 
 
+def ledger_consistent(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
+    """The ledger adds up (R11): every batch's line count and total are its lines', every line
+    id is unique, every correction refers to an issued line of the same period and payee, and a
+    cancellation is the exact opposite of the line it cancels."""
+    bad = _count(
+        con,
+        """
+        SELECT
+            (SELECT count(*) FROM ledger.export_batches b
+             LEFT JOIN (SELECT batch_id, count(*) AS n, sum(amount) AS total
+                        FROM ledger.issued_lines GROUP BY ALL) l USING (batch_id)
+             WHERE b.line_count <> coalesce(l.n, 0) OR b.total_amount <> coalesce(l.total, 0))
+          + (SELECT count(*) - count(DISTINCT line_id) FROM ledger.issued_lines)
+          + (SELECT count(*) FROM ledger.issued_lines c
+             LEFT JOIN ledger.issued_lines o ON o.line_id = c.corrects_line_id
+             WHERE c.corrects_line_id IS NOT NULL
+               AND (o.line_id IS NULL OR o.enrollment_id <> c.enrollment_id
+                    OR o.period_index <> c.period_index OR o.payee <> c.payee
+                    OR (c.kind = 'cancellation'
+                        AND (c.amount, c.amo_amount, c.patient_amount)
+                            <> (-o.amount, -o.amo_amount, -o.patient_amount))))
+        """,
+    )
+    return _none_expected(bad, "ledger inconsistencies", "inconsistencies")
+
+
 def file_active_consistent(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
     """Monthly file active is never negative and equals the billable periods it counts."""
     bad = _count(

@@ -82,6 +82,141 @@ def run(landing: LandingOpt = None, warehouse: WarehouseOpt = None, as_of: AsOfO
     print_run_summary(console, settings)
 
 
+def _decided_settings(landing: Path | None, warehouse: Path | None) -> config.Settings:
+    """The settings of an action on the last run's decisions (issue, reconcile): its as_of."""
+    from pipelines.ledger import last_as_of
+    from pipelines.warehouse import reader
+
+    settings = config.Settings.from_env(landing, warehouse)
+    try:
+        with reader(settings.warehouse) as con:
+            as_of = last_as_of(con)
+    except (FileNotFoundError, LookupError) as exc:
+        _fail(str(exc))
+    return config.Settings(landing=settings.landing, warehouse=settings.warehouse, as_of=as_of)
+
+
+def _materialize(action: str, call) -> None:
+    _show_progress()
+    try:
+        call()
+    except Exception as exc:  # a failure that stops the action: one line, non-zero exit
+        cause = getattr(exc, "user_exception", None) or exc
+        _fail(f"{action} failed: {type(cause).__name__}: {str(cause).splitlines()[0][:300]}")
+
+
+CsvStyleOpt = Annotated[
+    str,
+    typer.Option(
+        "--csv-style", help="french (; and decimal comma, UTF-8 BOM) | international (, and .)"
+    ),
+]
+
+
+@app.command()
+def issue(
+    payee: Annotated[str, typer.Option(help="operator | exploitant")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.parquet to write")],
+    exploitant: Annotated[str | None, typer.Option(help="Only this exploitant's lines")] = None,
+    operator: Annotated[str | None, typer.Option(help="Only this operator's lines")] = None,
+    csv_style: CsvStyleOpt = "french",
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Issue the ready lines and pending corrections of one payee, recorded in the ledger."""
+    from dagster_project.runner import issue_batch
+    from pipelines.warehouse import reader
+
+    settings = _decided_settings(landing, warehouse)
+    _materialize(
+        "issue",
+        lambda: issue_batch(
+            settings,
+            payee=payee,
+            out=str(out),
+            exploitant=exploitant,
+            operator=operator,
+            csv_style=csv_style,
+        ),
+    )
+    with reader(settings.warehouse) as con:
+        batch = con.execute(
+            "SELECT batch_id, line_count, total_amount, file_written FROM ledger.export_batches "
+            "ORDER BY batch_id DESC LIMIT 1"
+        ).fetchall()[0]
+        corrections = con.execute(
+            "SELECT count(*) FROM ledger.issued_lines WHERE batch_id = ? AND kind <> 'original'",
+            [batch[0]],
+        ).fetchall()[0][0]
+    if batch[1] == 0:
+        console.print(f"Batch {batch[0]}: nothing new to issue for {payee} (empty file {batch[3]})")
+    else:
+        console.print(
+            f"Batch {batch[0]}: {batch[1]} {payee} lines ({corrections} corrections), "
+            f"{batch[2]} € -> {batch[3]}"
+        )
+
+
+@app.command()
+def reconcile(
+    payments: Annotated[
+        Path, typer.Option("--payments", help="The payer's answers (CSV, Parquet)")
+    ],
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Record the payer's answers to issued lines (paid, partially paid, rejected)."""
+    from dagster_project.runner import materialize_all
+    from pipelines.ledger import keep_payments_file
+    from pipelines.warehouse import reader
+
+    settings = _decided_settings(landing, warehouse)
+    if not payments.is_file():
+        _fail(f"no payments file at {payments}")
+    kept = keep_payments_file(payments, settings.landing)
+    _materialize(
+        "reconcile",
+        lambda: materialize_all(
+            settings, selection=["raw/payments", "marts/claim_status", "marts/billing_lines"]
+        ),
+    )
+    with reader(settings.warehouse) as con:
+        read, applied, bad, dup = con.execute(
+            "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_skipped "
+            "FROM ops.ingested_files WHERE path = ? ORDER BY file_id DESC LIMIT 1",
+            [kept],
+        ).fetchall()[0]
+        statuses = con.execute(
+            "SELECT status, count(*) FROM marts.claim_status GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    console.print(
+        f"{read} answers read: {applied} applied, {bad} quarantined (ops.quarantine), "
+        f"{dup} duplicates"
+    )
+    console.print("Issued lines: " + ", ".join(f"{s} {n}" for s, n in statuses))
+
+
+@app.command()
+def evidence(
+    out: Annotated[Path, typer.Option("--out", help="FILE.csv (and FILE.html beside it)")],
+    claim: Annotated[str | None, typer.Option(help="A claim id")] = None,
+    enrollment: Annotated[str | None, typer.Option(help="An enrollment id")] = None,
+    csv_style: CsvStyleOpt = "french",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """The evidence frozen when lines were issued, for an audit: CSV and a one-page HTML."""
+    from pipelines.evidence import write_evidence
+
+    if (claim is None) == (enrollment is None):
+        _fail("give one of --claim or --enrollment")
+    settings = config.Settings.from_env(warehouse=warehouse)
+    try:
+        written = write_evidence(settings.warehouse, out, claim, enrollment, csv_style)
+    except (FileNotFoundError, LookupError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"Evidence of {written.periods} periods: {written.csv} and {written.html}")
+
+
 @app.command()
 def generate(
     out: Annotated[
@@ -147,8 +282,10 @@ def export(
     include_pending: Annotated[
         bool, typer.Option("--include-pending", help="Also lines of claims that may still grow")
     ] = False,
+    csv_style: CsvStyleOpt = "french",
 ) -> None:
-    """Billing lines of one payee for billing software (reads the warehouse read-only)."""
+    """Billing lines of one payee, in any state (reads the warehouse read-only; records nothing:
+    `observance issue` issues lines for billing)."""
     from pipelines.export import export_lines
 
     settings = config.Settings.from_env(warehouse=warehouse)
@@ -160,6 +297,7 @@ def export(
             date.fromisoformat(date_to),
             out,
             include_pending=include_pending,
+            csv_style=csv_style,
         )
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -225,14 +363,61 @@ def demo(
     warehouse: WarehouseOpt = None,
     as_of: AsOfOpt = None,
 ) -> None:
-    """Synthetic landing data (if none yet), full run, then the report."""
+    """Synthetic landing data (if none yet), a full run, then the billing loop once: issue both
+    payees' lines, the payer's answers, deaths notified after billing, the run that corrects
+    them, the corrections issued; the report."""
     settings = config.Settings.from_env(landing, warehouse, as_of)
     if not (settings.landing / "transmissions").is_dir():
         generate(out=settings.landing, end_date=settings.as_of.isoformat())
     run(settings.landing, settings.warehouse, settings.as_of.isoformat())
+    if _ledger_is_empty(settings.warehouse):
+        _billing_loop(settings)
+    else:
+        console.print("The ledger already holds issued lines: the demo's billing loop ran before.")
     console.print(f"\nWarehouse: [bold]{settings.warehouse.resolve()}[/bold]")
     report_file = settings.warehouse.parent / config.REPORT_NAME  # written by the report asset
     console.print(f"Report:    [bold]{report_file.resolve()}[/bold] (open it in a browser)")
+
+
+def _ledger_is_empty(warehouse: Path) -> bool:
+    from pipelines.warehouse import reader
+
+    with reader(warehouse) as con:
+        return con.execute("SELECT count(*) FROM ledger.issued_lines").fetchall()[0][0] == 0
+
+
+def _billing_loop(settings: config.Settings) -> None:
+    """The demo's billing loop, with the commands billing staff run (docs/operations.md)."""
+    from dagster_project.runner import materialize_all
+    from pipelines.generate import generate_payments, late_death_notices
+
+    billing = settings.warehouse.parent / "billing"
+    console.rule("Billing: issue the ready lines of both payees")
+    for payee in ("operator", "exploitant"):
+        issue(
+            payee=payee,
+            out=billing / f"{payee}-1.csv",
+            landing=settings.landing,
+            warehouse=settings.warehouse,
+        )
+    console.rule("Billing: the payer answers (synthetic), reconciled")
+    answers = billing / "payer-answers.csv"
+    generate_payments(settings.warehouse, answers)
+    reconcile(payments=answers, landing=settings.landing, warehouse=settings.warehouse)
+    console.rule("Billing: deaths notified after billing, corrected by the next run")
+    notices = late_death_notices(settings.warehouse, settings.landing)
+    console.print(f"{notices} death notices recorded after their periods were billed")
+    run(settings.landing, settings.warehouse, settings.as_of.isoformat())
+    for payee in ("operator", "exploitant"):
+        issue(
+            payee=payee,
+            out=billing / f"{payee}-2.csv",
+            landing=settings.landing,
+            warehouse=settings.warehouse,
+        )
+    _materialize(
+        "report", lambda: materialize_all(settings, selection=["reports/exploitant_report"])
+    )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ CLAIM_MAX_PERIODS = 6
 PACE_MIN_DAYS = 7
 # Alerts (issue 7): a prescription ending within this many days with no follow-up is flagged.
 PRESCRIPTION_NOTICE_DAYS = 30
+# R12 — an issued line with no answer from the payer this many days after its issue is overdue.
+UNPAID_AFTER_DAYS = 45
 # R10 — share paid by the AMO for a patient without ALD exoneration (ticket modérateur 40 %).
 AMO_SHARE_WITHOUT_ALD = "0.60"
 

@@ -43,11 +43,22 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "valid_until",
         "recorded_at",  # optional (rules.md R7b)
     ),
+    # the payer's answers to issued lines, from billing software (rules.md R12)
+    "payments": (
+        "line_id",
+        "status",
+        "paid_amount",
+        "paid_on",
+        "rejection_code",
+        "rejection_label",
+    ),
 }
 KINDS = tuple(FIELDS)
 
 # Measure types sent under an older name, read as their current one (docs/contract.md).
 MEASURE_TYPE_ALIASES: dict[str, str] = {"glucose": "glucose_sensor"}
+# R12: the answers a payments file may give for an issued line.
+PAYMENT_STATUSES = ("paid", "partially_paid", "rejected")
 # R3: a hemodialysis enrollment's sessions a week, when sent, is a whole number in this range.
 SESSIONS_PER_WEEK_RANGE = (1, 7)
 
@@ -82,7 +93,18 @@ QUARANTINE_REASONS: tuple[Reason, ...] = (
     Reason("unknown_activity", "activity_code is not in the catalog"),
     Reason("invalid_eye", "eye is not OD or OS, or missing on an eye test"),
     Reason("invalid_kind", "prescription kind is not trial, initial or renewal"),
+    Reason("invalid_status", "a payment status other than paid, partially_paid or rejected"),
+    Reason("unknown_line", "a payment for a line_id the ledger never issued (R12)"),
+    Reason("overpayment", "a paid amount above the issued amount (R12)"),
+    Reason(
+        "inconsistent_payment",
+        "the status and the amount disagree: paid not in full, partially paid in full or for "
+        "nothing, rejected with an amount (R12)",
+    ),
     Reason("conflicting_duplicate", "same key as a row already kept, with a different payload"),
+    Reason(
+        "contradictory_payment", "a second answer for an issued line, other than the first (R12)"
+    ),
 )
 REASON_CODES = tuple(reason.code for reason in QUARANTINE_REASONS)
 

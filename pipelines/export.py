@@ -1,7 +1,8 @@
-"""``observance export``: billing lines of one payee for billing software (CSV or Parquet).
+"""``observance export``: billing lines of one payee, in any state, as a file (CSV or Parquet).
 
-Reads the warehouse read-only. Only lines of *ready* claims are exported unless asked: a pending
-claim may still grow (rules R10, docs/rules.md).
+Reads the warehouse read-only and records nothing: issuing lines for billing is ``observance
+issue`` (pipelines/ledger.py). Lines of claims that may still grow (*pending*) are left out
+unless asked (rules R10, R11, docs/rules.md).
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.files import file_format, write_table
 from pipelines.warehouse import reader
 
 PAYEES = ("operator", "exploitant")
 EXPORT_COLUMNS = (
+    "line_id",
+    "line_status",
     "claim_id",
     "claim_status",
     "payee",
@@ -52,13 +56,12 @@ def export_lines(
     date_to: date,
     out: Path,
     include_pending: bool = False,
+    csv_style: str = "french",
 ) -> ExportSummary:
     """Write the lines of ``payee`` dated ``date_from``..``date_to`` (inclusive) to ``out``."""
     if payee not in PAYEES:
         raise ValueError(f"payee must be one of {PAYEES}, not {payee!r}")
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ValueError(f"--out must end in .csv or .parquet, not {out.name!r}")
+    file_format(out)
     window = [payee, date_from, date_to]
     with reader(warehouse) as con:
         lines = con.sql(
@@ -72,12 +75,8 @@ def export_lines(
         ).pl()["n"][0]
     pending = lines.filter(pl.col("claim_status") == "pending").height
     if not include_pending:
-        lines = lines.filter(pl.col("claim_status") == "ready")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        lines.write_csv(out)
-    else:
-        lines.write_parquet(out)
+        lines = lines.filter(pl.col("claim_status") != "pending")
+    write_table(lines, out, csv_style)
     return ExportSummary(
         path=out,
         lines=lines.height,

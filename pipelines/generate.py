@@ -22,7 +22,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -1523,3 +1523,109 @@ def _csv_lines(frame: pl.DataFrame) -> pl.Series:
 
     line = pl.concat_str([field_text(n) for n in frame.columns], separator=",")
     return frame.select(line.alias("line")).to_series()
+
+
+# ================================================================================================
+# The billing loop of the demo: the payer's answers, and deaths notified after billing
+# ================================================================================================
+
+# Synthetic rejection codes and labels of a payer's return file (R12); not real NOEMIE codes.
+REJECTIONS = (
+    ("R01", "Droits AMO non ouverts à la date des soins"),
+    ("R02", "Prescription absente ou non conforme"),
+    ("R03", "Facturation en double"),
+    ("R04", "Code de forfait incompatible avec l'activité"),
+)
+# How the payer answers issued lines: paid, partially paid, rejected; the rest not yet answered.
+ANSWER_SHARES = {"paid": 0.82, "partially_paid": 0.04, "rejected": 0.07}
+PAYMENT_DELAY_DAYS = (7, 40)
+
+
+def generate_payments(warehouse: Path, out: Path, seed: int = 42) -> int:
+    """A payer's return file answering the issued lines of ``warehouse`` not answered yet (the
+    contract's payments fields, CSV): most paid, some partially paid or rejected with a reason,
+    the others left for later. Returns the number of answers written."""
+    from pipelines.files import write_table
+    from pipelines.warehouse import reader
+
+    with reader(warehouse) as con:
+        lines = con.sql(
+            "SELECT l.line_id, l.amount, CAST(l.issued_at AS DATE) AS issued_on "
+            "FROM ledger.issued_lines l ANTI JOIN raw.payments p USING (line_id) "
+            "WHERE l.kind <> 'cancellation' ORDER BY l.line_id"
+        ).pl()
+    rng = np.random.default_rng(seed)
+    answer = _shuffled_labels(
+        rng, [*ANSWER_SHARES.values(), 1 - sum(ANSWER_SHARES.values())], lines.height
+    )
+    status = np.array([*ANSWER_SHARES, "none"])[answer]
+    amount = lines["amount"].cast(pl.Float64).to_numpy()
+    partial = np.round(amount * rng.uniform(0.3, 0.9, lines.height), 2)
+    rejection = rng.integers(0, len(REJECTIONS), lines.height)
+    delay = rng.integers(PAYMENT_DELAY_DAYS[0], PAYMENT_DELAY_DAYS[1] + 1, lines.height)
+    paid_on = pl.DataFrame({"day": lines["issued_on"], "delay": delay}).select(
+        pl.col("day") + pl.duration(days="delay")
+    )
+    frame = (
+        pl.DataFrame(
+            {
+                "line_id": lines["line_id"],
+                "status": status,
+                "paid_amount": pl.Series(
+                    np.where(
+                        status == "paid",
+                        amount,
+                        np.where(status == "partially_paid", partial, np.nan),
+                    ),
+                    nan_to_null=True,
+                ).cast(pl.Decimal(10, 2)),
+                "paid_on": paid_on.to_series(),
+                "rejection_code": np.array(REJECTIONS)[rejection, 0],
+                "rejection_label": np.array(REJECTIONS)[rejection, 1],
+            }
+        )
+        .with_columns(
+            pl.when(pl.col("status") == "rejected").then(pl.col(c)).alias(c)
+            for c in ("rejection_code", "rejection_label")
+        )
+        .filter(pl.col("status") != "none")
+    )
+    write_table(frame, Path(out), "international")
+    return frame.height
+
+
+def late_death_notices(warehouse: Path, landing: Path, count: int = 3, seed: int = 42) -> int:
+    """New versions of ``count`` ongoing enrollments whose lines were issued for at least two
+    periods: the patient died on the 10th day of the second-last issued period, recorded now
+    (R7b) — a death notified after billing, which the next run corrects (R11). Written to
+    ``<landing>/enrollments/late_notices/``; returns the number of notices."""
+    from pipelines.warehouse import reader
+
+    with reader(warehouse) as con:
+        candidates = con.sql(
+            """
+            SELECT e.* EXCLUDE (counting_profile, expected_units, sessions_per_week_sent),
+                max(l.period_index) AS last_issued, min(l.date_of_care) AS first_care
+            FROM staging.enrollments e
+            JOIN ledger.issued_lines l USING (enrollment_id)
+            WHERE e.end_date IS NULL AND l.kind = 'original'
+            GROUP BY ALL
+            HAVING count(DISTINCT l.period_index) >= 2
+            ORDER BY e.enrollment_id
+            """
+        ).pl()
+    rng = np.random.default_rng(seed)
+    chosen = candidates[np.sort(rng.permutation(candidates.height)[:count])]
+    if chosen.is_empty():
+        return 0
+    from pipelines.config import PERIOD_DAYS
+
+    died = chosen["start_date"] + pl.duration(days=(chosen["last_issued"] - 2) * PERIOD_DAYS + 9)
+    notices = chosen.with_columns(
+        end_date=died,
+        end_reason=pl.lit("deceased"),
+        recorded_at=pl.lit(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+    ).select(ENROLLMENT_FIELDS)
+    folder = Path(landing) / "enrollments" / "late_notices"
+    _write_table(notices, folder / f"deaths_{datetime.now(UTC):%Y%m%dT%H%M%S}.csv")
+    return notices.height

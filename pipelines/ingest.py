@@ -42,9 +42,12 @@ DEDUP = {
     "transmissions": (("exploitant_id", "transmission_id"), False),
     "enrollments": (("enrollment_id",), True),
     "prescriptions": (("prescription_id",), True),
+    "payments": (("line_id",), False),  # one answer per issued line (R12)
 }
 # Columns a kind's validation adds to the contract's fields and raw.<kind> stores.
 STORED_EXTRAS = {"enrollments": ("sessions_per_week_sent",)}
+# The quarantine reason of a new payload for a known key of a kind that has no versions.
+CONFLICT_REASON = {"payments": "contradictory_payment"}
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ def set_ingest_parameters(con: duckdb.DuckDBPyConnection) -> None:
     low, high = contract.SESSIONS_PER_WEEK_RANGE
     con.execute("SET VARIABLE sessions_per_week_min = ?", [low])
     con.execute("SET VARIABLE sessions_per_week_max = ?", [high])
+    con.execute("SET VARIABLE payment_statuses = ?", [list(contract.PAYMENT_STATUSES)])
 
 
 def _ingest_kind(
@@ -451,6 +455,7 @@ def _template(name: str, kind: str) -> str:
         kind=kind,
         key=", ".join(key),
         versioned="true" if versioned else "false",
+        conflict_reason=CONFLICT_REASON.get(kind, "conflicting_duplicate"),
         paths=", ".join(f"'$.{name}'" for name in fields),
         columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
         field_list=", ".join((*fields, *STORED_EXTRAS.get(kind, ()))),

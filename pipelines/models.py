@@ -128,18 +128,30 @@ MODELS: tuple[Model, ...] = (
         then=price_semesters,
     ),
     Model(
+        "marts.claim_status",
+        "billing/01_claim_status",
+        ("ledger.issued_lines", "raw.payments"),
+        "billing",
+        description="Per issued line, the payer's answer: issued, paid, partially paid, "
+        "rejected, unpaid overdue (R12).",
+        metadata_sql="metadata/claim_status",
+    ),
+    Model(
         "marts.billing_lines",
-        "billing/01_billing_lines",
+        "billing/02_billing_lines",
         (
             "marts.file_active_semester",
             "marts.patient_periods",
             "staging.enrollments",
             "ref.catalog",
+            "ledger.issued_lines",
+            "marts.claim_status",
         ),
         "billing",
-        also_writes=("marts.billing_held", "ops.claim_lines"),
+        also_writes=("marts.billing_held", "marts.billing_corrections"),
         description="Operator and exploitant lines per billable period, in claims of at most six "
-        "consecutive periods; periods waiting for a tariff are held (R10).",
+        "consecutive periods: the lines in force in the ledger, the others ready or pending; "
+        "periods waiting for a tariff are held; the corrections the ledger needs (R10, R11).",
         metadata_sql="metadata/billing_lines",
     ),
     Model(

@@ -15,6 +15,7 @@ import plotly.io as pio
 import polars as pl
 from plotly.offline import get_plotlyjs
 
+from pipelines.config import UNPAID_AFTER_DAYS
 from pipelines.warehouse import reader, sql_text, table_exists
 
 FEBRUARY_NOTE = (
@@ -203,6 +204,8 @@ def build_sections(warehouse: Path) -> list[Section]:
         billing = _frame(con, "billing_monthly")
         alerts = _frame(con, "open_alerts")
         rules = _frame(con, "counting_rules")
+        loop = _frame(con, "billing_status")
+        rejections = _frame(con, "rejections")
     assumed = rules.filter(pl.col("status") == "ASSUMPTION")["periods"].sum()
     held = int(billing.filter(pl.col("payee") == "waiting_for_tariff")["lines"].sum() or 0)
     table = semesters.select(
@@ -265,6 +268,23 @@ def build_sections(warehouse: Path) -> list[Section]:
             f"forfait-technique amount is unknown wait, both lines held: {held} periods "
             "(marts.billing_held).",
             billing_figure(billing),
+        ),
+        Section(
+            "The billing loop: issued, paid, rejected, corrections",
+            "Per month of care and payee (R11, R12): lines ready to issue, lines issued "
+            "(`observance issue`) and the payer's answers (`observance reconcile`), lines "
+            f"without an answer after {UNPAID_AFTER_DAYS} days (overdue), and the corrections "
+            "that later facts (a death recorded after billing, a changed amount, a rejection) "
+            "require, issued by the next `observance issue`.",
+            None,
+            loop,
+        ),
+        Section(
+            "Rejected lines by reason",
+            f"{rejections['lines'].sum() if rejections.height else 0} rejected lines; each one "
+            "still due is re-issued by the next `observance issue` (a re-issue refers to it).",
+            None,
+            rejections,
         ),
         Section(
             "Open alerts per operator",

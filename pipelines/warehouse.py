@@ -23,7 +23,7 @@ from pipelines import config
 
 log = logging.getLogger(__name__)
 
-SCHEMAS = ("ref", "raw", "ops", "staging", "marts")
+SCHEMAS = ("ref", "raw", "ops", "staging", "marts", "ledger")
 # A DuckDB file opened by another process (a writer, or for a writer any reader) cannot be opened
 # for a moment: readers retry for this long, writers (already holding the lock) for WRITE_RETRY.
 READ_ONLY_RETRY_SECONDS = 60.0
@@ -45,11 +45,17 @@ VACUUM_EVERY_DAYS = 7
 # models' state (ops.model_state, ops.units_pending, ops.periods_pending). A warehouse whose
 # derived tables were built with another layout has them dropped by ``migrate`` and rebuilt from
 # raw.* by the run; what cannot be rebuilt (raw.*, ops.ingested_files, ops.quarantine,
-# ops.alert_history, ops.claim_lines) is kept. Raise it when a derived table changes shape.
+# ops.alert_history, ledger.*) is kept. Raise it when a derived table changes shape.
 # 2: counting per line and monitoring profile (rules.md R3); 3: versions (R7b), the weekly gap
-# by day of receipt.
-DERIVED_LAYOUT = "derived-3"
-DERIVED_STATE = ("ops.units_pending", "ops.periods_pending", "ops.receipts_pending")
+# by day of receipt; 4: the claims ledger (R11): the claims earlier versions froze
+# (ops.claim_lines) were never issued and go.
+DERIVED_LAYOUT = "derived-4"
+DERIVED_STATE = (
+    "ops.units_pending",
+    "ops.periods_pending",
+    "ops.receipts_pending",
+    "ops.claim_lines",
+)
 
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:
@@ -222,6 +228,7 @@ def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         "local_timezone": config.LOCAL_TIMEZONE,
         "pace_min_days": config.PACE_MIN_DAYS,
         "prescription_notice_days": config.PRESCRIPTION_NOTICE_DAYS,
+        "unpaid_after_days": config.UNPAID_AFTER_DAYS,
     }
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])
@@ -258,6 +265,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> bool:
     con.begin()
     try:
         run_sql(con, "ingest/schema")
+        run_sql(con, "ledger/schema")
         layout = scalar(con, "SELECT reference_hash FROM ops.model_state WHERE model = 'layout'")
         reset, derived = layout != DERIVED_LAYOUT, []
         if reset:

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from dagster_project.runner import materialize_all
+from dagster_project.runner import issue_batch, materialize_all
 from pipelines.config import CATALOG_DIR, ENV_CATALOG_DIR, Settings
+from pipelines.ledger import last_as_of
 from pipelines.warehouse import reader
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -147,6 +148,19 @@ def run(landing: Path, warehouse: Path, as_of: str | date) -> None:
     """One full run through the Dagster asset graph, as the CLI and the schedule do."""
     as_of = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
     materialize_all(Settings(landing=landing, warehouse=warehouse, as_of=as_of))
+
+
+def issue(landing: Path, warehouse: Path, payee: str, out: Path, **filters) -> None:
+    """Issue a batch of ``payee``'s lines through the asset graph, as `observance issue` does
+    (as of the last run's evaluation date)."""
+    with reader(warehouse) as con:
+        as_of = last_as_of(con)
+    issue_batch(
+        Settings(landing=landing, warehouse=warehouse, as_of=as_of),
+        payee=payee,
+        out=str(out),
+        **filters,
+    )
 
 
 def periods_by_enrollment(warehouse: Path) -> dict[str, pl.DataFrame]:

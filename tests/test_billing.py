@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 
 from pipelines.export import export_lines
-from pipelines.warehouse import writer
 from tests.helpers import (
     catalog_copy,
     enrollment,
+    issue,
     one_enrollment_landing,
     prescription,
     query,
@@ -182,65 +182,41 @@ def test_unknown_tariff_holds_both_lines(warehouse):
     assert "no forfait-technique tariff" in held["detail"][0]
 
 
-def assert_mart_is_frozen_plus_pending(warehouse) -> None:
-    """marts.billing_lines, kept up to date night after night, holds exactly the frozen lines
-    (ops.claim_lines) and pending ones."""
-    ready = "SELECT * FROM marts.billing_lines WHERE claim_status = 'ready'"
-    frozen = "SELECT * FROM ops.claim_lines"
-    for left, right in ((ready, frozen), (frozen, ready)):
-        extra = query(warehouse, f"SELECT count(*) AS n FROM ({left} EXCEPT ALL {right})")
-        assert extra["n"].item() == 0, (left, right)
-    statuses = query(warehouse, "SELECT DISTINCT claim_status FROM marts.billing_lines")
-    assert set(statuses["claim_status"]) <= {"pending", "ready"}
+def issue_all(landing: Path, warehouse: Path, tmp_path: Path, name: str) -> None:
+    """Issue the ready lines of both payees (the ledger then holds them)."""
+    for payee in ("operator", "exploitant"):
+        issue(landing, warehouse, payee, tmp_path / f"{name}-{payee}.csv")
 
 
-def test_claim_ids_are_stable_across_runs(tmp_path):
+def test_claims_come_from_the_decisions_alone(tmp_path):
+    """Without a ledger, the claims are the decisions' own: a warehouse grown night after night
+    and one built in a single run on the same files hold the same lines; ready claims do not
+    change when later periods are added."""
     landing = landing_for(tmp_path / "landing", 330)
     warehouse = tmp_path / "wh.duckdb"
     run(landing, warehouse, "2025-12-01")
-    first = lines(warehouse).drop("frozen_at")
-    assert_mart_is_frozen_plus_pending(warehouse)
+    first = lines(warehouse)
     run(landing, warehouse, "2025-12-01")
-    assert lines(warehouse).drop("frozen_at").equals(first)
-    assert_mart_is_frozen_plus_pending(warehouse)
+    assert lines(warehouse).equals(first)
     # a month later, with more data: ready claims are unchanged, the pending one grows to six
     landing_for(landing, 400)
     run(landing, warehouse, "2026-01-10")
-    assert_mart_is_frozen_plus_pending(warehouse)
-    later = lines(warehouse).drop("frozen_at")
-    ready_before = first.filter(pl.col("claim_status") == "ready")
+    later = lines(warehouse)
+    ready_before = first.filter(pl.col("claim_status") == "ready").drop("batch_id", "issued_at")
     assert later.join(ready_before, on=list(ready_before.columns), how="semi").height == (
         ready_before.height
     )
     e1 = later.filter((pl.col("enrollment_id") == "E1") & (pl.col("payee") == "operator"))
     assert e1.filter(pl.col("period_index") == 12)["claim_id"].to_list() == ["E1-C007"]
     assert e1.filter(pl.col("claim_id") == "E1-C007")["claim_status"].to_list() == ["ready"] * 6
-    # pending lines are replaced only where they changed: the mart kept up to date over the
-    # three runs is the one a single run on the same files builds
     fresh = tmp_path / "fresh.duckdb"
     run(landing, fresh, "2026-01-10")
-    assert later.equals(lines(fresh).drop("frozen_at"))
-
-
-def test_a_billing_mart_out_of_step_with_the_frozen_claims_is_rebuilt(tmp_path):
-    """The mart is updated in place each night; one that lost a ready line (edited by hand, or
-    built by an earlier version) is rebuilt from ops.claim_lines by the next run."""
-    landing = landing_for(tmp_path / "landing", 330)
-    warehouse = tmp_path / "wh.duckdb"
-    run(landing, warehouse, "2025-12-01")
-    before = lines(warehouse)
-    with writer(warehouse) as con:
-        con.execute(
-            "DELETE FROM marts.billing_lines WHERE claim_status = 'ready' AND period_index = 1"
-        )
-    run(landing, warehouse, "2025-12-01")
-    assert lines(warehouse).equals(before)
-    assert_mart_is_frozen_plus_pending(warehouse)
+    assert later.equals(lines(fresh))
 
 
 def test_a_late_prescription_bills_the_gap_in_a_claim_of_its_own(tmp_path):
-    """P2 had no prescription; P1 and P3 were frozen in their claims. The renewal arrives late:
-    P2 becomes billable and its claim is ready at once, since P3 is already claimed."""
+    """P2 had no prescription; P1 and P3 were issued in their claims. The renewal arrives late:
+    P2 becomes billable and its claim is ready at once, since P3 is already issued."""
     enrolled = enrollment("E5", "P5", "2025-01-01")
     landing = one_enrollment_landing(
         tmp_path / "landing", enrolled, weekly_eye_tests("P5", "2025-01-01", 90)
@@ -257,6 +233,7 @@ def test_a_late_prescription_bills_the_gap_in_a_claim_of_its_own(tmp_path):
     first = lines(warehouse, "payee = 'operator'")
     assert first["claim_id"].to_list() == ["E5-C001", "E5-C003"]
     assert first["claim_status"].to_list() == ["ready", "ready"]
+    issue_all(landing, warehouse, tmp_path, "first")
 
     write_rows(
         landing / "prescriptions" / "late.csv",
@@ -265,7 +242,7 @@ def test_a_late_prescription_bills_the_gap_in_a_claim_of_its_own(tmp_path):
     run(landing, warehouse, "2025-05-15")
     later = lines(warehouse, "payee = 'operator'")
     assert later["claim_id"].to_list() == ["E5-C001", "E5-C002", "E5-C003"]
-    assert later["claim_status"].to_list() == ["ready", "ready", "ready"]
+    assert later["claim_status"].to_list() == ["issued", "ready", "issued"]
 
 
 def test_a_schedule_starting_mid_semester_prices_the_periods_it_covers(tmp_path):
@@ -312,11 +289,13 @@ def test_export_csv_and_parquet(warehouse, tmp_path):
     summary = export_lines(
         warehouse, "operator", date(2025, 1, 1), date(2025, 12, 31), tmp_path / "op.csv"
     )
-    exported = pl.read_csv(tmp_path / "op.csv")
+    exported = pl.read_csv(tmp_path / "op.csv", separator=";")
     ready = lines(warehouse, "payee = 'operator' AND claim_status = 'ready'")
     assert summary.lines == exported.height == ready.height
     assert set(exported["payee"]) == {"operator"}
     assert summary.pending_lines_left_out == 5
+    text = (tmp_path / "op.csv").read_bytes()
+    assert text.startswith("\ufeff".encode()) and b";" in text.splitlines()[0]
     assert summary.periods_waiting_for_tariff == 7
     assert summary.amount == sum(ready["amount"].to_list(), D("0"))
     both = export_lines(
@@ -334,23 +313,29 @@ def test_export_csv_and_parquet(warehouse, tmp_path):
         export_lines(warehouse, "patient", date(2025, 1, 1), date(2025, 2, 1), tmp_path / "x.csv")
 
 
-def test_a_frozen_claim_is_neither_repriced_nor_held_when_its_tariff_disappears(
+def test_an_issued_claim_is_neither_repriced_nor_held_when_its_tariff_disappears(
     tmp_path, monkeypatch
 ):
-    """P1-P6 are frozen in one claim. The tariff tables then lose every amount (the schedule
-    moved seven years later): the frozen lines stay as they were and are not listed as waiting for a
-    tariff; only P7, closed since, waits."""
+    """P1-P6 are issued in one claim. The tariff tables then lose every amount (the schedule
+    moved seven years later): the issued lines stay as they were, no correction is made on an
+    amount now unknown, and they are not listed as waiting for a tariff; only P7, closed since,
+    waits."""
     catalog = catalog_copy(tmp_path, monkeypatch)
     landing, warehouse = heart_failure_run(tmp_path, "7", "2025-01-01", 225, "2025-07-15", ald=True)
-    frozen = lines(warehouse).drop("frozen_at")
-    assert frozen["claim_status"].to_list() == ["ready"] * 12
-    assert frozen["period_index"].unique().sort().to_list() == [1, 2, 3, 4, 5, 6]
+    ready = lines(warehouse)
+    assert ready["claim_status"].to_list() == ["ready"] * 12
+    assert ready["period_index"].unique().sort().to_list() == [1, 2, 3, 4, 5, 6]
+    issue_all(landing, warehouse, tmp_path, "b")
+    issued = lines(warehouse)
+    assert issued["claim_status"].to_list() == ["issued"] * 12
 
     schedule = pl.read_csv(catalog / "tariff_schedule.csv", infer_schema=False)
     schedule.with_columns(
         pl.col("effective_from", "effective_until").str.to_date().dt.offset_by("7y")
     ).write_csv(catalog / "tariff_schedule.csv")
     run(landing, warehouse, "2025-08-15")
-    assert lines(warehouse).drop("frozen_at").equals(frozen)
+    later = lines(warehouse)
+    assert later.drop("line_status").equals(issued.drop("line_status"))
     held = query(warehouse, "SELECT period_index, reason FROM marts.billing_held").rows()
     assert held == [(7, "waiting_for_tariff")]
+    assert query(warehouse, "SELECT count(*) AS n FROM marts.billing_corrections")["n"][0] == 0

@@ -258,6 +258,7 @@ def run_models(items: list[History], as_of: date) -> duckdb.DuckDBPyConnection:
         con.execute(f"CREATE SCHEMA {schema}")
     load_reference(con)
     run_sql(con, "ingest/schema")
+    run_sql(con, "ledger/schema")
     for i, h in enumerate(items):
         eid, patient = f"E{i}", f"P{i}"
         con.execute(

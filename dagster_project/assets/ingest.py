@@ -27,7 +27,10 @@ def _ingest_asset(kind: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["raw", kind],
         group_name=GROUP,
-        deps=[reference],
+        deps=[
+            reference,
+            *([dg.AssetKey(["ledger", "issued_lines"])] if kind == "payments" else []),
+        ],
         kinds={"duckdb"},
         description=f"Validated, de-duplicated {kind} from the landing folder "
         "(bad rows in ops.quarantine, reconciliation in ops.ingested_files).",

@@ -1,5 +1,5 @@
 -- De-duplication of a validated batch, against itself and against raw.{kind}: the decisions
--- for the few rows whose key is contested (status loaded | duplicate | quarantined); every other
+-- for the few rows whose key is contested (dedup_status loaded | duplicate | quarantined); every other
 -- valid row is loaded as it is by record.sql.
 -- Placeholders: {kind}; {key}, the key columns; {versioned}: true when a new payload for a known
 -- key is a new version (enrollments, prescriptions), false when it is a conflict (transmissions).
@@ -47,5 +47,5 @@ SELECT * EXCLUDE (kept_hash, payload_rank, first_payload, previous_payload),
         WHEN payload_hash <> coalesce(kept_hash, first_payload) THEN 'quarantined'
         WHEN kept_hash IS NOT NULL OR payload_rank > 1 THEN 'duplicate'
         ELSE 'loaded'
-    END AS status
+    END AS dedup_status
 FROM ranked;

@@ -9,7 +9,7 @@ WHERE reason IS NULL
 UNION ALL BY NAME
 SELECT {field_list}, key_hash, payload_hash, file_id, source_file, row_number
 FROM decided
-WHERE status = 'loaded';
+WHERE dedup_status = 'loaded';
 
 INSERT INTO ops.quarantine BY NAME
 SELECT file_id, source_file, '{kind}' AS kind, row_number, reason, detail, raw_record,
@@ -17,13 +17,13 @@ SELECT file_id, source_file, '{kind}' AS kind, row_number, reason, detail, raw_r
 FROM validated WHERE reason IS NOT NULL
 UNION ALL BY NAME
 SELECT d.file_id, d.source_file, '{kind}' AS kind, d.row_number,
-    'conflicting_duplicate' AS reason, 'differs from the row kept for this key' AS detail,
+    '{conflict_reason}' AS reason, 'differs from the row kept for this key' AS detail,
     -- JSON lines keep their text (jsonl_lines: the batch's lines, pipelines/ingest.py); CSV and
     -- Parquet rows are shown as the fields typed
     coalesce(rtrim(l.raw, E'\r\n'), CAST(to_json(struct_pack({typed_fields})) AS VARCHAR))
         AS raw_record,
     now() AS quarantined_at
-FROM (SELECT * FROM decided WHERE status = 'quarantined') d
+FROM (SELECT * FROM decided WHERE dedup_status = 'quarantined') d
 LEFT JOIN jsonl_lines l ON l.file_id = d.file_id AND l.row_number = d.row_number;
 
 CREATE OR REPLACE TEMP TABLE batch_counts AS
@@ -33,8 +33,8 @@ WITH read AS (
 ),
 contested AS (
     SELECT file_id,
-        count(*) FILTER (WHERE status = 'duplicate') AS duplicates,
-        count(*) FILTER (WHERE status = 'quarantined') AS conflicts
+        count(*) FILTER (WHERE dedup_status = 'duplicate') AS duplicates,
+        count(*) FILTER (WHERE dedup_status = 'quarantined') AS conflicts
     FROM decided GROUP BY file_id
 )
 SELECT r.file_id, r.rows_read,

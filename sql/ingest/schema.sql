@@ -88,6 +88,21 @@ CREATE TABLE IF NOT EXISTS raw.prescriptions (
     row_number      BIGINT NOT NULL
 );
 
+-- R12: the payer's answer to each issued line (one per line; ledger.issued_lines.line_id)
+CREATE TABLE IF NOT EXISTS raw.payments (
+    line_id         VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,  -- paid | partially_paid | rejected
+    paid_amount     DECIMAL(10, 2),
+    paid_on         DATE NOT NULL,
+    rejection_code  VARCHAR,
+    rejection_label VARCHAR,
+    key_hash        UBIGINT NOT NULL,
+    payload_hash    UBIGINT NOT NULL,
+    file_id         INTEGER NOT NULL,
+    source_file     VARCHAR NOT NULL,
+    row_number      BIGINT NOT NULL
+);
+
 -- warehouses created before the monitoring profile was sent: the columns are added (null: not
 -- sent, which is what those rows said)
 ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS monitoring_profile VARCHAR;

@@ -1,0 +1,70 @@
+"""Files written for people and billing software: CSV in French or international conventions,
+or Parquet, chosen by the file name; created readable by the owner and the group only.
+
+French (the default, what French Excel opens): `;` between fields, a decimal comma, UTF-8 with
+a byte-order mark, ISO dates. International: `,` and a decimal point, no byte-order mark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import polars as pl
+
+CSV_STYLES = ("french", "international")
+FILE_MODE = 0o640  # health data: never world-readable
+BOM = "\ufeff".encode()
+
+
+def _csv_bytes(frame: pl.DataFrame, style: str) -> bytes:
+    if style not in CSV_STYLES:
+        raise ValueError(f"csv style must be one of {CSV_STYLES}, not {style!r}")
+    french = style == "french"
+    decimals = [name for name, dtype in frame.schema.items() if dtype.is_decimal()]
+    if french:  # amounts as text with a decimal comma (exact: never through a float)
+        frame = frame.with_columns(
+            pl.col(decimals).cast(pl.String).str.replace(".", ",", literal=True)
+        )
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, separator=";" if french else ",")
+    return (BOM if french else b"") + buffer.getvalue()
+
+
+def file_format(path: Path) -> str:
+    """``parquet`` or ``csv``, by the name's ending; anything else is refused."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"the file must end in .csv or .parquet, not {Path(path).name!r}")
+    return suffix[1:]
+
+
+def table_bytes(frame: pl.DataFrame, fmt: str, style: str = "french") -> bytes:
+    """The bytes of ``frame`` as a ``csv`` (in ``style``) or ``parquet`` file."""
+    if fmt == "parquet":
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        return buffer.getvalue()
+    return _csv_bytes(frame, style)
+
+
+def write_bytes(path: Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` (mode FILE_MODE, synced to disk); returns its SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, FILE_MODE)
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_table(
+    frame: pl.DataFrame, path: Path, style: str = "french", name: Path | None = None
+) -> str:
+    """Write ``frame`` to ``path`` in the format ``name`` (default ``path``) ends with; returns
+    the SHA-256 of the bytes."""
+    return write_bytes(Path(path), table_bytes(frame, file_format(name or path), style))
