@@ -118,3 +118,33 @@ def test_every_counting_rule_decides_periods_and_the_run_says_so(demo_warehouse)
     text = console.export_text()
     assert "Closed periods per line and monitoring profile" in text
     assert "hemodialysis" in text and "ASSUMPTION" in text and "CONFIRMED" in text
+
+
+def test_the_demo_runs_the_billing_loop(demo_warehouse, tmp_path):
+    """`make demo`'s billing loop on a copy of the demo: both payees issued, the payer's
+    synthetic answers reconciled, deaths notified after billing corrected and the corrections
+    issued; the report shows the loop."""
+    import shutil
+
+    from pipelines.cli import _billing_loop
+    from pipelines.config import Settings
+
+    landing = tmp_path / "landing"
+    shutil.copytree(demo_warehouse.parent / "landing", landing)
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_warehouse, warehouse)
+    _billing_loop(Settings(landing=landing, warehouse=warehouse, as_of=DEMO_AS_OF))
+    kinds = dict(
+        query(warehouse, "SELECT kind, count(*) AS n FROM ledger.issued_lines GROUP BY ALL").rows()
+    )
+    assert kinds["original"] > 0 and kinds["cancellation"] > 0 and kinds["reissue"] > 0
+    statuses = set(query(warehouse, "SELECT DISTINCT status FROM marts.claim_status")["status"])
+    assert {"paid", "partially_paid", "rejected"} <= statuses
+    assert query(warehouse, "SELECT count(*) AS n FROM marts.billing_corrections")["n"][0] == 0
+    assert (
+        query(warehouse, "SELECT count(*) AS n FROM ops.quarantine WHERE kind = 'payments'")["n"][0]
+        == 0
+    )
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "The billing loop" in page and "Rejected lines by reason" in page
+    assert len(list((tmp_path / "billing").glob("*.csv"))) == 5  # 4 batches, the answers
