@@ -386,6 +386,12 @@ def _ledger_is_empty(warehouse: Path) -> bool:
         return con.execute("SELECT count(*) FROM ledger.issued_lines").fetchall()[0][0] == 0
 
 
+def _issue_both(settings: config.Settings, billing: Path, batch: int) -> None:
+    for payee in ("operator", "exploitant"):
+        out = billing / f"{payee}-{batch}.csv"
+        issue(payee=payee, out=out, landing=settings.landing, warehouse=settings.warehouse)
+
+
 def _billing_loop(settings: config.Settings) -> None:
     """The demo's billing loop, with the commands billing staff run (docs/operations.md)."""
     from dagster_project.runner import materialize_all
@@ -393,13 +399,7 @@ def _billing_loop(settings: config.Settings) -> None:
 
     billing = settings.warehouse.parent / "billing"
     console.rule("Billing: issue the ready lines of both payees")
-    for payee in ("operator", "exploitant"):
-        issue(
-            payee=payee,
-            out=billing / f"{payee}-1.csv",
-            landing=settings.landing,
-            warehouse=settings.warehouse,
-        )
+    _issue_both(settings, billing, 1)
     console.rule("Billing: the payer answers (synthetic), reconciled")
     answers = billing / "payer-answers.csv"
     generate_payments(settings.warehouse, answers)
@@ -408,13 +408,7 @@ def _billing_loop(settings: config.Settings) -> None:
     notices = late_death_notices(settings.warehouse, settings.landing)
     console.print(f"{notices} death notices recorded after their periods were billed")
     run(settings.landing, settings.warehouse, settings.as_of.isoformat())
-    for payee in ("operator", "exploitant"):
-        issue(
-            payee=payee,
-            out=billing / f"{payee}-2.csv",
-            landing=settings.landing,
-            warehouse=settings.warehouse,
-        )
+    _issue_both(settings, billing, 2)
     _materialize(
         "report", lambda: materialize_all(settings, selection=["reports/exploitant_report"])
     )

@@ -15,28 +15,10 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.files import file_format, write_table
+from pipelines.ledger import LINE_COLUMNS, PAYEES
 from pipelines.warehouse import reader
 
-PAYEES = ("operator", "exploitant")
-EXPORT_COLUMNS = (
-    "line_id",
-    "line_status",
-    "claim_id",
-    "claim_status",
-    "payee",
-    "enrollment_id",
-    "patient_id",
-    "operator_id",
-    "exploitant_id",
-    "activity_code",
-    "period_index",
-    "date_of_care",
-    "code",
-    "amount",
-    "amo_amount",
-    "patient_amount",
-    "ald",
-)
+EXPORT_COLUMNS = ("line_id", "line_status", "claim_id", "claim_status", *LINE_COLUMNS)
 
 
 @dataclass(frozen=True)

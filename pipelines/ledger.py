@@ -28,15 +28,8 @@ from pipelines.warehouse import run_sql, scalar, set_parameters, table_exists
 log = logging.getLogger(__name__)
 
 PAYEES = ("operator", "exploitant")
-# The columns of an issued file, in this order (docs/contract.md).
-ISSUED_COLUMNS = (
-    "batch_id",
-    "line_id",
-    "kind",
-    "corrects_line_id",
-    "reason",
-    "cause",
-    "claim_id",
+# The columns of a billing line written to a file, after its ids and statuses.
+LINE_COLUMNS = (
     "payee",
     "enrollment_id",
     "patient_id",
@@ -50,6 +43,17 @@ ISSUED_COLUMNS = (
     "amo_amount",
     "patient_amount",
     "ald",
+)
+# The columns of an issued file, in this order (docs/contract.md).
+ISSUED_COLUMNS = (
+    "batch_id",
+    "line_id",
+    "kind",
+    "corrects_line_id",
+    "reason",
+    "cause",
+    "claim_id",
+    *LINE_COLUMNS,
 )
 PARTIAL_SUFFIX = ".partial"
 # Test hook: the name of a point of ``issue`` at which to stop the process (fault injection).

@@ -264,24 +264,27 @@ def payments(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def reconcile(landing: Path, warehouse: Path, file: Path) -> None:
-    """`observance reconcile --payments FILE`, through the CLI."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "reconcile",
-            "--payments",
-            str(file),
-            "--landing",
-            str(landing),
-            "--warehouse",
-            str(warehouse),
-        ],
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`observance <args>`, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
         capture_output=True,
         text=True,
+        env=env,
         check=False,
+    )
+
+
+def reconcile(landing: Path, warehouse: Path, file: Path) -> None:
+    """`observance reconcile --payments FILE`, through the CLI."""
+    done = cli(
+        "reconcile",
+        "--payments",
+        str(file),
+        "--landing",
+        str(landing),
+        "--warehouse",
+        str(warehouse),
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -403,27 +406,18 @@ def test_unanswered_lines_become_overdue(base):
 
 
 def issue_in_process(landing: Path, warehouse: Path, out: Path, fault: str | None):
-    env = dict(os.environ, **({FAULT_ENV: fault} if fault else {}))
-    env.pop(FAULT_ENV, None) if fault is None else None
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "issue",
-            "--payee",
-            "operator",
-            "--out",
-            str(out),
-            "--landing",
-            str(landing),
-            "--warehouse",
-            str(warehouse),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    return cli(
+        "issue",
+        "--payee",
+        "operator",
+        "--out",
+        str(out),
+        "--landing",
+        str(landing),
+        "--warehouse",
+        str(warehouse),
+        env=env | ({FAULT_ENV: fault} if fault else {}),
     )
 
 
