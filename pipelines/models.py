@@ -148,7 +148,8 @@ MODELS: tuple[Model, ...] = (
             "marts.claim_status",
         ),
         "billing",
-        also_writes=("marts.billing_held", "marts.billing_corrections"),
+        also_writes=("marts.billing_held", "marts.billing_corrections", "staging.due_lines"),
+        views=("marts.billing_lines", "staging.lines_in_force"),
         description="Operator and exploitant lines per billable period, in claims of at most six "
         "consecutive periods: the lines in force in the ledger, the others ready or pending; "
         "periods waiting for a tariff are held; the corrections the ledger needs (R10, R11).",

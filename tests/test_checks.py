@@ -93,20 +93,20 @@ def test_periods_decided_catches_a_closed_period_without_status(broken):
 
 
 def test_lines_paired_catches_an_orphan_line(broken):
-    broken.execute("DELETE FROM marts.billing_lines WHERE payee = 'exploitant'")
+    broken.execute("DELETE FROM staging.due_lines WHERE payee = 'exploitant'")
     outcome = checks.lines_paired(broken)
     assert not outcome.passed and outcome.metadata["unpaired_periods"] > 0
 
 
 def test_lines_paired_catches_a_period_split_across_claims(broken):
     broken.execute(
-        "UPDATE marts.billing_lines SET claim_id = claim_id || '-other' WHERE payee = 'operator'"
+        "UPDATE staging.due_lines SET claim_id = claim_id || '-other' WHERE payee = 'operator'"
     )
     assert not checks.lines_paired(broken).passed
 
 
 def test_lines_paired_catches_a_line_without_claim(broken):
-    broken.execute("UPDATE marts.billing_lines SET claim_id = NULL WHERE payee = 'operator'")
+    broken.execute("UPDATE staging.due_lines SET claim_id = NULL WHERE payee = 'operator'")
     assert not checks.lines_paired(broken).passed
 
 

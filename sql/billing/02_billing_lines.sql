@@ -12,15 +12,17 @@
 -- issued, or the enrollment has ended), else *pending*. The claim id is the enrollment id and the
 -- index of the claim's first period.
 --
--- Lines in force: issued lines other than cancellations that no later line corrects (a
--- cancellation, a replacement or a re-issue refers to the line it corrects).
-CREATE OR REPLACE TEMP TABLE lines_in_force AS
+-- staging.lines_in_force (a view): issued lines other than cancellations that no later line
+-- corrects (a cancellation, a replacement or a re-issue refers to the line it corrects), with
+-- their reconciled status (R12).
+CREATE OR REPLACE VIEW staging.lines_in_force AS
 SELECT l.*, s.status AS line_status, s.rejection_code, s.rejection_label
 FROM ledger.issued_lines l
 JOIN marts.claim_status s USING (line_id)
 WHERE l.kind <> 'cancellation'
   AND l.line_id NOT IN (SELECT corrects_line_id FROM ledger.issued_lines
                         WHERE corrects_line_id IS NOT NULL);
+CREATE OR REPLACE TEMP TABLE lines_in_force AS FROM staging.lines_in_force;
 
 -- Billable periods with their two amounts: the operator forfait from the catalog, the forfait
 -- technique in force on the period's first day (file active of the previous semester, R9).
@@ -100,11 +102,11 @@ LEFT JOIN billable_periods nb
 LEFT JOIN issued_periods issued
   ON issued.enrollment_id = c.enrollment_id AND issued.period_index = c.last_index + 1;
 
--- Both lines of every billable period with a claim: the line in force when issued, else the line
--- to issue (`ready` or `pending`, its id: the claim, the payee, the period, and a rank when the
--- ledger already holds lines of that period and payee). 100 % AMO with ALD, else the AMO share
--- and the rest for the patient/AMC.
-CREATE OR REPLACE TEMP TABLE due_lines AS
+-- staging.due_lines: both lines of every billable period with a claim, as due today (`ready`,
+-- `pending`, or `issued` when a line of the period is in force; the id of a line to issue: the
+-- claim, the payee, the period, and a rank when the ledger already holds lines of that period
+-- and payee). 100 % AMO with ALD, else the AMO share and the rest for the patient/AMC.
+CREATE OR REPLACE TABLE staging.due_lines AS
 WITH claimed AS (
     SELECT b.*, n.claim_id, n.claim_status FROM billable_periods b JOIN new_claims n
         USING (enrollment_id, period_index)
@@ -142,7 +144,9 @@ SELECT p.*,
 FROM priced p
 LEFT JOIN earlier e USING (enrollment_id, period_index, payee);
 
-CREATE OR REPLACE TABLE marts.billing_lines AS
+-- marts.billing_lines (a view): the line in force when issued, else the line due (the view
+-- follows the ledger at once: a batch issued shows in it without a run)
+CREATE OR REPLACE VIEW marts.billing_lines AS
 SELECT coalesce(f.line_id, d.line_id) AS line_id,
     d.claim_id, d.claim_status,
     -- a line not issued of a period already issued for the other payee is ready at once
@@ -156,9 +160,8 @@ SELECT coalesce(f.line_id, d.line_id) AS line_id,
     coalesce(f.amo_amount, d.amo_amount) AS amo_amount,
     coalesce(f.patient_amount, d.patient_amount) AS patient_amount,
     d.ald, f.batch_id, f.issued_at
-FROM due_lines d
-LEFT JOIN lines_in_force f USING (enrollment_id, period_index, payee)
-ORDER BY d.enrollment_id, d.period_index, d.payee;
+FROM staging.due_lines d
+LEFT JOIN staging.lines_in_force f USING (enrollment_id, period_index, payee);
 
 -- R11 corrections of the lines in force whose period is decided again on as_of (it would be
 -- closed on as_of: a run for an earlier date corrects nothing it cannot see):
@@ -176,7 +179,7 @@ WITH judged AS (
         p.block_reason, p.end_reason, p.end_date,
         d.amount IS NOT NULL AND d.amount <> f.amount AS amount_changed
     FROM lines_in_force f
-    LEFT JOIN due_lines d USING (enrollment_id, period_index, payee)
+    LEFT JOIN staging.due_lines d USING (enrollment_id, period_index, payee)
     LEFT JOIN marts.patient_periods p USING (enrollment_id, period_index)
     WHERE f.date_of_care + getvariable('period_days') - 1 < getvariable('as_of')
 ),
