@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 from pydantic import PrivateAttr
 
-from pipelines import warehouse
+from pipelines import config, warehouse
 from pipelines.config import Settings, today_paris
 
 
@@ -28,6 +28,7 @@ class WarehouseResource(dg.ConfigurableResource):
     _run: warehouse.RunConnection | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        config.restrict_new_files()  # the schedule's runs too: nothing written world-readable
         self._run = warehouse.RunConnection(Path(self.path))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

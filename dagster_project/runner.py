@@ -16,8 +16,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def new_instance() -> dg.DagsterInstance:
     """The Dagster instance of in-process runs: ephemeral, in memory. Creating the first one in a
     process takes 0.5-0.8 s (it imports its SQL storage), so a process that times its runs (the
-    benchmark) creates it at start-up and passes it to each run."""
-    return dg.DagsterInstance.ephemeral()
+    benchmark) creates it at start-up and passes it to each run. Telemetry is off (the nightly
+    deployment's instance says so in deploy/dagster.yaml)."""
+    return dg.DagsterInstance.ephemeral(settings={"telemetry": {"enabled": False}})
 
 
 def materialize_all(

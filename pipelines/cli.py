@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from rich.table import Table
 from pipelines import config
 from pipelines.bench import BENCH_CGM_SHARE
 from pipelines.generate import DEFAULT_CGM_SHARE
+from pipelines.warehouse import WarehouseBusy
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -41,6 +43,16 @@ CgmShareOpt = Annotated[
         help="Share of the diabetes enrollments on a continuous sensor (288 readings a day)",
     ),
 ]
+LockTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-timeout",
+        min=0.0,
+        help="Seconds to wait for another writer or reader of the warehouse, then give up "
+        f"(exit {config.EXIT_BUSY}) [env {config.ENV_LOCK_TIMEOUT}; "
+        f"default {config.DEFAULT_LOCK_TIMEOUT_SECONDS:.0f}]",
+    ),
+]
 AsOfOpt = Annotated[
     str | None,
     typer.Option("--as-of", help="Evaluation date YYYY-MM-DD [default: today in Europe/Paris]"),
@@ -61,12 +73,33 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+def _stop(action: str, exc: Exception) -> None:
+    """A failure that stops an action: one line and a non-zero exit, no traceback (the busy
+    warehouse keeps its own exit status, see main)."""
+    cause = getattr(exc, "user_exception", None) or exc
+    if isinstance(cause, WarehouseBusy):
+        raise cause from None
+    _fail(f"{action} failed: {type(cause).__name__}: {str(cause).splitlines()[0][:300]}")
+
+
+def _set_lock_timeout(seconds: float | None) -> None:
+    """``--lock-timeout`` for this process and the runs it starts (they read the environment)."""
+    if seconds is not None:
+        os.environ[config.ENV_LOCK_TIMEOUT] = str(seconds)
+
+
 @app.command()
-def run(landing: LandingOpt = None, warehouse: WarehouseOpt = None, as_of: AsOfOpt = None) -> None:
+def run(
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
+    as_of: AsOfOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+) -> None:
     """Ingest new landing files and rebuild every table (the nightly asset graph, in-process)."""
     from dagster_project.runner import materialize_all
     from pipelines.summary import print_run_summary
 
+    _set_lock_timeout(lock_timeout)
     try:
         settings = config.Settings.from_env(landing, warehouse, as_of)
     except ValueError as exc:
@@ -77,8 +110,8 @@ def run(landing: LandingOpt = None, warehouse: WarehouseOpt = None, as_of: AsOfO
     with console.status(f"Running the pipeline as of {settings.as_of} ..."):
         try:
             materialize_all(settings)
-        except Exception as exc:  # a failure that stops the run: one line, non-zero exit
-            _fail(f"run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        except Exception as exc:
+            _stop("run", exc)
     print_run_summary(console, settings)
 
 
@@ -100,9 +133,8 @@ def _materialize(action: str, call) -> None:
     _show_progress()
     try:
         call()
-    except Exception as exc:  # a failure that stops the action: one line, non-zero exit
-        cause = getattr(exc, "user_exception", None) or exc
-        _fail(f"{action} failed: {type(cause).__name__}: {str(cause).splitlines()[0][:300]}")
+    except Exception as exc:
+        _stop(action, exc)
 
 
 CsvStyleOpt = Annotated[
@@ -122,11 +154,13 @@ def issue(
     csv_style: CsvStyleOpt = "french",
     landing: LandingOpt = None,
     warehouse: WarehouseOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Issue the ready lines and pending corrections of one payee, recorded in the ledger."""
     from dagster_project.runner import issue_batch
     from pipelines.warehouse import reader
 
+    _set_lock_timeout(lock_timeout)
     settings = _decided_settings(landing, warehouse)
     _materialize(
         "issue",
@@ -164,12 +198,14 @@ def reconcile(
     ],
     landing: LandingOpt = None,
     warehouse: WarehouseOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Record the payer's answers to issued lines (paid, partially paid, rejected)."""
     from dagster_project.runner import materialize_all
     from pipelines.ledger import keep_payments_file
     from pipelines.warehouse import reader
 
+    _set_lock_timeout(lock_timeout)
     settings = _decided_settings(landing, warehouse)
     if not payments.is_file():
         _fail(f"no payments file at {payments}")
@@ -362,10 +398,12 @@ def demo(
     landing: LandingOpt = None,
     warehouse: WarehouseOpt = None,
     as_of: AsOfOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Synthetic landing data (if none yet), a full run, then the billing loop once: issue both
     payees' lines, the payer's answers, deaths notified after billing, the run that corrects
     them, the corrections issued; the report."""
+    _set_lock_timeout(lock_timeout)
     settings = config.Settings.from_env(landing, warehouse, as_of)
     if not (settings.landing / "transmissions").is_dir():
         generate(out=settings.landing, end_date=settings.as_of.isoformat())
@@ -414,5 +452,17 @@ def _billing_loop(settings: config.Settings) -> None:
     )
 
 
+def main() -> None:
+    """The ``observance`` command: new files are not world-readable (config.FILE_UMASK), and a
+    warehouse kept busy past the lock timeout ends the command with one line and exit status
+    EXIT_BUSY (75, "try again later") instead of a traceback."""
+    config.restrict_new_files()
+    try:
+        app()
+    except WarehouseBusy as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise SystemExit(config.EXIT_BUSY) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -52,6 +52,25 @@ UNPAID_AFTER_DAYS = 45
 AMO_SHARE_WITHOUT_ALD = "0.60"
 
 
+# How long a writer waits for the warehouse (another run, or a reader holding the file) before
+# it gives up with a one-line error and exit status EXIT_BUSY (env OBSERVANCE_LOCK_TIMEOUT).
+ENV_LOCK_TIMEOUT = "OBSERVANCE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
+EXIT_BUSY = 75  # EX_TEMPFAIL: try again later
+# Files the pipeline writes (warehouse, WAL, reports, billing files) are never world-readable.
+FILE_UMASK = 0o027
+
+
+def lock_timeout_seconds() -> float:
+    return float(os.environ.get(ENV_LOCK_TIMEOUT) or DEFAULT_LOCK_TIMEOUT_SECONDS)
+
+
+def restrict_new_files() -> None:
+    """Files this process creates from now on are not world-readable (FILE_UMASK): the CLI and
+    the Dagster resources call it before anything is written."""
+    os.umask(FILE_UMASK)
+
+
 def catalog_dir() -> Path:
     """The catalog folder: ``OBSERVANCE_CATALOG_DIR`` when set, else the shipped one."""
     return Path(os.environ.get(ENV_CATALOG_DIR) or CATALOG_DIR)

@@ -1,16 +1,22 @@
 """The DuckDB warehouse: connections, the single-writer lock, schemas and the SQL runner.
 
 DuckDB lets one process write at a time. Writers take an exclusive file lock next to the
-warehouse (``<warehouse>.lock``) for the whole unit of work, so two runs started together wait
-for each other instead of failing or interleaving. Readers (report, notebooks, export) open the
-file read-only and never take the lock.
+warehouse (``<warehouse>.lock``, with ``filelock``) for the whole unit of work, so two runs
+started together wait for each other instead of failing or interleaving; the holder writes who
+it is and since when in ``<warehouse>.writer``, which a waiting writer shows at once. A writer
+gives up after the lock timeout (``OBSERVANCE_LOCK_TIMEOUT``) with ``WarehouseBusy``. Readers
+(report, notebooks, export) open the file read-only and never take the lock.
+
+The file is attached under the name ``warehouse`` (whatever it is called: ``marts.duckdb``
+would otherwise clash with the schema ``marts``).
 """
 
 from __future__ import annotations
 
-import fcntl
+import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -18,6 +24,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+from filelock import FileLock, Timeout
 
 from pipelines import config
 
@@ -25,9 +32,10 @@ log = logging.getLogger(__name__)
 
 SCHEMAS = ("ref", "raw", "ops", "staging", "marts", "ledger")
 # A DuckDB file opened by another process (a writer, or for a writer any reader) cannot be opened
-# for a moment: readers retry for this long, writers (already holding the lock) for WRITE_RETRY.
+# for a moment: readers retry for this long; writers wait for the lock and the file up to the
+# lock timeout (config.lock_timeout_seconds).
 READ_ONLY_RETRY_SECONDS = 60.0
-WRITE_RETRY_SECONDS = 600.0
+ALIAS = "warehouse"  # the name the file is attached under in every connection
 MEMORY_LIMIT = "4GB"
 # A run's steps share one connection while the process stays below this resident size after a
 # step (a B1 night peaks at 1.2 GB). Above it the connection is closed, which gives the memory
@@ -69,32 +77,71 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET max_vacuum_tasks = 0")
 
 
+class WarehouseBusy(RuntimeError):
+    """Another process kept the warehouse past the lock timeout (a run, a reader)."""
+
+
 # the writer locks this process holds: taking one twice would wait for itself forever
 _HELD_LOCKS: set[Path] = set()
 
 
+def _holder(info: Path) -> str:
+    """Who holds the writer lock, as its holder wrote it (pid, since, command)."""
+    try:
+        holder = json.loads(info.read_text(encoding="utf-8"))
+        return f"process {holder['pid']} ({holder['command']}) since {holder['since']}"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
 @contextmanager
-def write_lock(warehouse: Path) -> Iterator[None]:
-    """Hold the exclusive writer lock of ``warehouse`` (blocks until it is free)."""
+def write_lock(warehouse: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the exclusive writer lock of ``warehouse``; wait for it up to ``timeout`` seconds
+    (default: the configured lock timeout), saying at once who holds it."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     lock_path = warehouse.with_name(warehouse.name + ".lock").resolve()
+    info = warehouse.with_name(warehouse.name + ".writer")
     if lock_path in _HELD_LOCKS:
         raise RuntimeError(f"this process already writes to {warehouse}: close that first")
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _HELD_LOCKS.add(lock_path)
+    timeout = config.lock_timeout_seconds() if timeout is None else timeout
+    lock = FileLock(lock_path, mode=0o640)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning(
+            "%s is being written by %s: waiting up to %.0f s", warehouse, _holder(info), timeout
+        )
         try:
-            yield
-        finally:
-            _HELD_LOCKS.discard(lock_path)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise WarehouseBusy(
+                f"{warehouse} is still being written by {_holder(info)} after {timeout:.0f} s"
+                " (--lock-timeout)"
+            ) from None
+    _HELD_LOCKS.add(lock_path)
+    try:
+        info.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "since": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                    "command": " ".join(os.path.basename(a) for a in sys.argv[:3]),
+                }
+            ),
+            encoding="utf-8",
+        )
+        yield
+    finally:
+        info.unlink(missing_ok=True)
+        _HELD_LOCKS.discard(lock_path)
+        lock.release()
 
 
 @contextmanager
 def writer(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection, held under the writer lock, with the schemas in place."""
     with write_lock(warehouse):
-        con = _connect(warehouse, read_only=False, patience=WRITE_RETRY_SECONDS)
+        con = _connect(warehouse, read_only=False, patience=config.lock_timeout_seconds())
         try:
             configure(con)
             for schema in SCHEMAS:
@@ -193,14 +240,32 @@ def reader(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _connect(warehouse: Path, read_only: bool, patience: float) -> duckdb.DuckDBPyConnection:
-    """Open the file, waiting while another process has it open in a conflicting mode."""
+    """Open the file (attached as ALIAS), waiting up to ``patience`` seconds while another
+    process has it open in a conflicting mode; says at once that it waits."""
     deadline = time.monotonic() + patience
+    quoted = "'" + str(warehouse).replace("'", "''") + "'"
+    waiting = False
     while True:
+        con = duckdb.connect()
         try:
-            return duckdb.connect(str(warehouse), read_only=read_only)
-        except duckdb.IOException:
+            con.execute(f"ATTACH {quoted} AS {ALIAS}" + (" (READ_ONLY)" if read_only else ""))
+            con.execute(f"USE {ALIAS}")
+            return con
+        except duckdb.IOException as exc:
+            con.close()
+            held = str(exc).splitlines()[0]
             if time.monotonic() > deadline:
-                raise
+                raise WarehouseBusy(
+                    f"{warehouse} stayed in use by another process: {held}"
+                ) from None
+            if not waiting:
+                log.warning(
+                    "%s is in use by another process, waiting up to %.0f s: %s",
+                    warehouse,
+                    patience,
+                    held,
+                )
+                waiting = True
             time.sleep(0.2)
 
 
