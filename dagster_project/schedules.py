@@ -3,8 +3,8 @@
 import dagster as dg
 
 from dagster_project.resources import LandingResource
-from pipelines import contract
-from pipelines.ingest import discover
+from pipelines import config
+from pipelines.landing import survey
 
 # issuing lines for billing is a person's decision (`observance issue`), never the schedule's
 ISSUE_SELECTION = ["ledger/issued_lines", "marts/claim_status", "marts/billing_lines"]
@@ -37,19 +37,16 @@ nightly_schedule = dg.ScheduleDefinition(
 
 
 def newest_change_ns(landing: LandingResource) -> tuple[int, int]:
-    """(newest change time in ns, number of files) of the landing folder.
+    """(newest change time in ns, number of files) of the files a run would read now.
 
     The change time (ctime) moves when a file is created or copied in, even when the copy keeps
-    an old modification time, so it is a safe cursor.
+    an old modification time, so it is a safe cursor. A file still in its quiet period is left
+    out: once quiet, its change time is still after the cursor and starts a run.
     """
     from pathlib import Path
 
-    newest, count = 0, 0
-    for kind in contract.KINDS:
-        for found in discover(Path(landing.path), kind):
-            newest = max(newest, found.path.stat().st_ctime_ns)
-            count += 1
-    return newest, count
+    ready = [f for f in survey(Path(landing.path), config.quiet_seconds()) if f.to_read]
+    return max((f.ctime_ns for f in ready), default=0), len(ready)
 
 
 @dg.sensor(

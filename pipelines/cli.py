@@ -210,6 +210,8 @@ def reconcile(
     if not payments.is_file():
         _fail(f"no payments file at {payments}")
     kept = keep_payments_file(payments, settings.landing)
+    # the copy just made is complete: read now, without waiting for the landing's quiet period
+    os.environ[config.ENV_QUIET_SECONDS] = "0"
     _materialize(
         "reconcile",
         lambda: materialize_all(
@@ -404,6 +406,8 @@ def demo(
     payees' lines, the payer's answers, deaths notified after billing, the run that corrects
     them, the corrections issued; the report."""
     _set_lock_timeout(lock_timeout)
+    # the demo writes its landing files itself, complete: no quiet period unless one is set
+    os.environ.setdefault(config.ENV_QUIET_SECONDS, "0")
     settings = config.Settings.from_env(landing, warehouse, as_of)
     if not (settings.landing / "transmissions").is_dir():
         generate(out=settings.landing, end_date=settings.as_of.isoformat())

@@ -30,6 +30,10 @@ DEFAULT_REPORT = DEFAULT_WAREHOUSE.parent / REPORT_NAME
 LOCAL_TIMEZONE = "Europe/Paris"
 PARIS = ZoneInfo(LOCAL_TIMEZONE)
 
+# R1 — a timestamp later than the run's start plus this many hours is `future_timestamp`: a
+# device clock set wrong or a typo (2099), never counted. A day covers devices sending in UTC-12.
+FUTURE_TOLERANCE_HOURS = 24
+
 # R2 — a billing period lasts this many days, date to date (GUIDE §5/§7).
 PERIOD_DAYS = 30
 # R4 — a period is insufficient when completeness is strictly below this share.
@@ -59,6 +63,17 @@ DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
 EXIT_BUSY = 75  # EX_TEMPFAIL: try again later
 # Files the pipeline writes (warehouse, WAL, reports, billing files) are never world-readable.
 FILE_UMASK = 0o027
+
+
+# The landing protocol (docs/contract.md, pipelines/landing.py): a file written to less than this
+# many seconds ago may still be being written; it is deferred to a later run
+# (env OBSERVANCE_QUIET_SECONDS; 0 reads every file at once, for files known to be complete).
+ENV_QUIET_SECONDS = "OBSERVANCE_QUIET_SECONDS"
+DEFAULT_QUIET_SECONDS = 60.0
+
+
+def quiet_seconds() -> float:
+    return float(os.environ.get(ENV_QUIET_SECONDS) or DEFAULT_QUIET_SECONDS)
 
 
 def lock_timeout_seconds() -> float:

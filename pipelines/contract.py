@@ -62,6 +62,21 @@ PAYMENT_STATUSES = ("paid", "partially_paid", "rejected")
 # R3: a hemodialysis enrollment's sessions a week, when sent, is a whole number in this range.
 SESSIONS_PER_WEEK_RANGE = (1, 7)
 
+# Identifiers (ID_FIELDS) are at most this many characters, none of them a control or format
+# character (a NUL, a line end, a tab, a bidirectional override): `invalid_id` (docs/contract.md).
+ID_MAX_LENGTH = 64
+ID_FIELDS: dict[str, tuple[str, ...]] = {
+    "transmissions": ("transmission_id", "exploitant_id", "patient_id"),
+    "enrollments": ("enrollment_id", "patient_id", "exploitant_id", "operator_id"),
+    "prescriptions": ("prescription_id", "enrollment_id"),
+    "payments": ("line_id",),
+}
+# Numbers that a CSV file separated by `;` (French spreadsheets) writes with a decimal comma.
+DECIMAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "transmissions": ("value", "distance_cm", "ambient_lux"),
+    "payments": ("paid_amount",),
+}
+
 # File name endings read in the landing folder, and the reader each one uses.
 FORMATS: dict[str, str] = {
     ".jsonl": "jsonl",
@@ -83,9 +98,30 @@ class Reason:
 # One code per failure kind; a row gets the first that applies, in this order.
 QUARANTINE_REASONS: tuple[Reason, ...] = (
     Reason("malformed_record", "the record cannot be parsed (broken JSON, wrong CSV columns)"),
+    Reason(
+        "incomplete_record",
+        "the file's last record has no line end: it may still be being written, so it is never "
+        "loaded (the file's next version resolves it: resolved_by_file_id)",
+    ),
+    Reason("invalid_encoding", "the line is not UTF-8 (kept as read in Latin-1)"),
     Reason("missing_field", "a required field is absent or empty"),
+    Reason(
+        "invalid_id",
+        f"an identifier longer than {ID_MAX_LENGTH} characters, or holding a control character "
+        "(NUL, line end, tab, bidirectional override)",
+    ),
     Reason("timestamp_without_offset", "a timestamp has no UTC offset (R1: never guessed)"),
+    Reason(
+        "invalid_timestamp",
+        "a timestamp with an offset no clock uses (beyond -12:00/+14:00, minutes 60 or more): "
+        "R1, it would move the instant to another day",
+    ),
     Reason("bad_type", "a field does not parse as its type (number, date, timestamp, boolean)"),
+    Reason(
+        "future_timestamp",
+        "a timestamp or payment date later than the run plus the tolerance (R1, "
+        "config.FUTURE_TOLERANCE_HOURS)",
+    ),
     Reason(
         "timestamp_out_of_range",
         "measured_at is outside the years the Paris calendar is built for (R1, reference.py)",

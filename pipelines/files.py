@@ -3,6 +3,9 @@ or Parquet, chosen by the file name; created readable by the owner and the group
 
 French (the default, what French Excel opens): `;` between fields, a decimal comma, UTF-8 with
 a byte-order mark, ISO dates. International: `,` and a decimal point, no byte-order mark.
+In both, a text cell that a spreadsheet would take for a formula (it starts with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return: OWASP "CSV injection") is written after a ``'``, which
+spreadsheets show as text; numbers and amounts (a negative correction) are never touched.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import polars as pl
 CSV_STYLES = ("french", "international")
 FILE_MODE = 0o640  # health data: never world-readable
 BOM = "\ufeff".encode()
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_bytes(frame: pl.DataFrame, style: str) -> bytes:
     if style not in CSV_STYLES:
         raise ValueError(f"csv style must be one of {CSV_STYLES}, not {style!r}")
     french = style == "french"
+    frame = defuse_formulas(frame)
     decimals = [name for name, dtype in frame.schema.items() if dtype.is_decimal()]
     if french:  # amounts as text with a decimal comma (exact: never through a float)
         frame = frame.with_columns(
@@ -31,6 +36,19 @@ def _csv_bytes(frame: pl.DataFrame, style: str) -> bytes:
     buffer = io.BytesIO()
     frame.write_csv(buffer, separator=";" if french else ",")
     return (BOM if french else b"") + buffer.getvalue()
+
+
+def defuse_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells starting like a spreadsheet formula (FORMULA_STARTS) prefixed with ``'``."""
+    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    pattern = "^[" + "".join(FORMULA_STARTS).replace("-", r"\-") + "]"
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(pattern))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in texts
+    )
 
 
 def file_format(path: Path) -> str:

@@ -1563,8 +1563,9 @@ def generate_payments(warehouse: Path, out: Path, seed: int = 42) -> int:
     partial = np.round(amount * rng.uniform(0.3, 0.9, lines.height), 2)
     rejection = rng.integers(0, len(REJECTIONS), lines.height)
     delay = rng.integers(PAYMENT_DELAY_DAYS[0], PAYMENT_DELAY_DAYS[1] + 1, lines.height)
+    # a payer answers some days after the issue, and never in the future (R1: future_timestamp)
     paid_on = pl.DataFrame({"day": lines["issued_on"], "delay": delay}).select(
-        pl.col("day") + pl.duration(days="delay")
+        pl.min_horizontal(pl.col("day") + pl.duration(days="delay"), pl.lit(today_paris()))
     )
     frame = (
         pl.DataFrame(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import json
 import logging
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -21,9 +23,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from pipelines import contract
+from pipelines import config, contract
+from pipelines.faults import fault
+from pipelines.landing import SKIP_REASONS, ChangedWhileRead, LandingFile, read_bytes, survey
 from pipelines.warehouse import run_sql, scalar, sql_text, table_exists
 
 log = logging.getLogger(__name__)
@@ -50,24 +56,13 @@ STORED_EXTRAS = {"enrollments": ("sessions_per_week_sent",)}
 CONFLICT_REASON = {"payments": "contradictory_payment"}
 
 
-@dataclass(frozen=True)
-class LandingFile:
-    kind: str
-    path: Path
-    relpath: str
-    fmt: str | None
-    size: int
-    mtime_ns: int
-    # status-change time: any write to the file moves it and no tool can set it back, so a file
-    # rewritten with the same size and a restored mtime still fails the path+size+times shortcut
-    ctime_ns: int
-
-
 @dataclass
 class KindSummary:
     files_new: int = 0
-    files_skipped: int = 0
+    files_known: int = 0  # seen by an earlier run with the same size and times: not read again
     files_unreadable: int = 0
+    files_deferred: int = 0  # still being written (landing.py): read by a later run
+    files_skipped: int = 0  # never read: hidden, temporary, links leading out... (skip_reason)
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
@@ -77,37 +72,13 @@ class KindSummary:
 @dataclass
 class IngestSummary:
     kinds: dict[str, KindSummary] = field(default_factory=dict)
+    files_outside_kinds: int = 0  # newly recorded paths outside every kind folder (skipped)
 
     def total(self, name: str) -> int:
         return sum(getattr(summary, name) for summary in self.kinds.values())
 
 
 Progress = Callable[[str, int, int], None]
-
-
-def discover(landing: Path, kind: str) -> list[LandingFile]:
-    """Every regular file under ``<landing>/<kind>/``, in arrival order: by modification time,
-    then path (rules.md R7b: a version sent later wins a tie, never by its path alone)."""
-    root = landing / kind
-    if not root.is_dir():
-        return []
-    found = []
-    for path in (p for p in root.rglob("*") if p.is_file()):
-        if path.name.startswith("."):
-            continue
-        stat = path.stat()
-        found.append(
-            LandingFile(
-                kind=kind,
-                path=path,
-                relpath=path.relative_to(landing).as_posix(),
-                fmt=contract.format_of(path.name),
-                size=stat.st_size,
-                mtime_ns=stat.st_mtime_ns,
-                ctime_ns=stat.st_ctime_ns,
-            )
-        )
-    return sorted(found, key=lambda f: (f.mtime_ns, f.relpath))
 
 
 def ingest(
@@ -117,15 +88,24 @@ def ingest(
     batch_bytes: int = BATCH_BYTES,
     progress: Progress | None = None,
 ) -> IngestSummary:
-    """Ingest every new landing file of ``kinds``; returns what was read and where it went."""
+    """Ingest every new landing file of ``kinds``; returns what was read and where it went.
+
+    Every path under the landing folder is surveyed (pipelines/landing.py); those of ``kinds``
+    and those outside every kind folder that no run has recorded yet are recorded, read or not.
+    """
     if not table_exists(con, "ref.activities"):
         raise RuntimeError("ref.activities is missing: load the catalog (reference asset) first")
     run_sql(con, "ingest/schema")
     run_sql(con, "ingest/macros")
     set_ingest_parameters(con)
+    surveyed = survey(landing, config.quiet_seconds())
     summary = IngestSummary()
+    summary.files_outside_kinds = _record_unread(
+        con, [f for f in surveyed if f.kind is None], KindSummary()
+    )
     for kind in kinds:
-        summary.kinds[kind] = _ingest_kind(con, landing, kind, batch_bytes, progress)
+        found = [f for f in surveyed if f.kind == kind]
+        summary.kinds[kind] = _ingest_kind(con, found, kind, batch_bytes, progress)
     return summary
 
 
@@ -135,11 +115,17 @@ def set_ingest_parameters(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET VARIABLE sessions_per_week_min = ?", [low])
     con.execute("SET VARIABLE sessions_per_week_max = ?", [high])
     con.execute("SET VARIABLE payment_statuses = ?", [list(contract.PAYMENT_STATUSES)])
+    con.execute("SET VARIABLE id_max_length = ?", [contract.ID_MAX_LENGTH])
+    # R1: later than this is a device clock or a typo (future_timestamp)
+    con.execute(
+        "SET VARIABLE future_limit = now() + to_hours(CAST(? AS BIGINT))",
+        [config.FUTURE_TOLERANCE_HOURS],
+    )
 
 
 def _ingest_kind(
     con: duckdb.DuckDBPyConnection,
-    landing: Path,
+    found: list[LandingFile],
     kind: str,
     batch_bytes: int,
     progress: Progress | None,
@@ -154,9 +140,10 @@ def _ingest_kind(
             [kind],
         ).fetchall()
     )
-    found = discover(landing, kind)
-    candidates = [f for f in found if (f.relpath, f.size, f.mtime_ns, f.ctime_ns) not in seen]
-    summary.files_skipped = len(found) - len(candidates)
+    readable = [f for f in found if f.to_read]
+    _record_unread(con, [f for f in found if not f.to_read], summary)
+    candidates = [f for f in readable if f.signature not in seen]
+    summary.files_known = len(readable) - len(candidates)
     done = 0
     # contents already ingested: a file re-sent with the same bytes is hashed but not parsed
     for batch in _read_ahead(_batches(candidates, batch_bytes), frozenset(_ingested(con))):
@@ -167,7 +154,9 @@ def _ingest_kind(
             con.begin()
             try:
                 _record_batch(con, kind, records, summary)
+                fault(f"ingest:recorded:{kind}")
                 con.commit()
+                fault(f"ingest:committed:{kind}")
             except BaseException:
                 con.rollback()
                 raise
@@ -187,6 +176,47 @@ def _ingest_kind(
         if progress:
             progress(kind, done, len(candidates))
     return summary
+
+
+def _record_unread(
+    con: duckdb.DuckDBPyConnection, files: list[LandingFile], summary: KindSummary
+) -> int:
+    """Record the paths not read by this run (skipped, or deferred while they are written), once
+    for each size and times: a run that finds them unchanged records nothing more. Returns how
+    many were recorded."""
+    if not files:
+        return 0
+    noted = set(
+        con.execute(
+            "SELECT path, size_bytes, mtime_ns, ctime_ns, status FROM ops.ingested_files "
+            "WHERE status IN ('skipped', 'deferred')"
+        ).fetchall()
+    )
+    first_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM ops.ingested_files")
+    records = []
+    for f in files:
+        status = "deferred" if f.deferred else "skipped"
+        if (*f.signature, status) in noted:
+            continue
+        record = _FileRecord(f, first_id + len(records), None, status=status)
+        if f.deferred:
+            record.error = f"written to less than {config.quiet_seconds():g} s ago"
+        else:
+            record.skip_reason = f.skip_reason
+            record.error = SKIP_REASONS[f.skip_reason]
+        records.append(record)
+        log.warning("landing path %s not read: %s", f.relpath, record.error)
+    if records:
+        con.begin()
+        try:
+            _insert_file_rows(con, records)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    summary.files_deferred += sum(r.status == "deferred" for r in records)
+    summary.files_skipped += sum(r.status == "skipped" for r in records)
+    return len(records)
 
 
 def _ingested(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -215,6 +245,8 @@ def _batches(files: list[LandingFile], batch_bytes: int) -> Iterable[list[Landin
 
 
 READ_ERRORS = (OSError, EOFError, zlib.error, pa.ArrowException, duckdb.Error, ValueError)
+# A gzip-compressed landing file, by its name.
+GZIP_ENDING = ".gz"
 
 
 @dataclass
@@ -224,21 +256,27 @@ class _Loaded:
     file: LandingFile
     content_hash: str | None = None  # None: the file could not be read at all
     empty: bool = False
-    lines: pa.Table | None = None  # JSON lines: the file's lines, without their file_id yet
+    rows: pa.Table | None = None  # JSON lines and CSV: what was read, without file_id yet
+    notes: str | None = None  # what the reader noticed (a CSV separator, unknown columns)
     error: BaseException | None = None
 
 
 def _load(f: LandingFile, ingested: frozenset[str]) -> _Loaded:
-    """Read one file, hash its bytes and split JSON lines (unless ``ingested`` already holds
-    that content: _read_batch records it ``same_content``); touches no connection."""
+    """Read one file, hash its bytes and split JSON lines or CSV records (unless ``ingested``
+    already holds that content: _read_batch records it ``same_content``); touches no
+    connection."""
     loaded = _Loaded(f)
     try:
-        data = f.path.read_bytes()
+        data = read_bytes(f)
         loaded.content_hash = hashlib.sha256(data).hexdigest()
         loaded.empty = not data
-        if f.fmt == "jsonl" and data and loaded.content_hash not in ingested:
-            text = gzip.decompress(data) if f.path.name.lower().endswith(".gz") else data
-            loaded.lines = _jsonl_lines(text, f.relpath)
+        if f.fmt in ("jsonl", "csv") and data and loaded.content_hash not in ingested:
+            text = gzip.decompress(data) if f.path.name.lower().endswith(GZIP_ENDING) else data
+            if f.fmt == "jsonl":
+                loaded.rows = _jsonl_lines(text, f.relpath)
+            else:
+                loaded.rows, notes = _csv_records(text, f.kind)
+                loaded.notes = "; ".join(notes) or None
     except READ_ERRORS as exc:
         loaded.error = exc
     return loaded
@@ -266,7 +304,7 @@ def _read_ahead(
 
 @dataclass
 class _FileRecord:
-    """One landing file of a batch, as it will be recorded in ops.ingested_files."""
+    """One landing path, as it will be recorded in ops.ingested_files."""
 
     file: LandingFile
     file_id: int
@@ -274,9 +312,13 @@ class _FileRecord:
     status: str = "ingested"
     error: str | None = None
     same_content_as: int | None = None
+    skip_reason: str | None = None
+    notes: str | None = None
 
     def unreadable(self, exc: BaseException) -> None:
         self.status, self.error = "unreadable", f"{type(exc).__name__}: {exc}"[:500]
+        if isinstance(exc, ChangedWhileRead):  # written to again: read once it is quiet
+            self.status = "deferred"
         log.warning("landing file %s could not be read: %s", self.file.relpath, self.error)
 
 
@@ -287,26 +329,23 @@ def _read_batch(
 
     Parquet and JSON-lines files are not copied as text first: the temp view ``landing_batch``
     reads them where they are, and the validation is the only pass over their rows. CSV files
-    (read by pyarrow) and Parquet files read one by one after a failed scan go through the temp
+    (split in _load) and Parquet files read one by one after a failed scan go through the temp
     table ``landing_rows``.
     """
     columns = ", ".join(f"{name} VARCHAR" for name in contract.FIELDS[kind])
     con.execute(
         "CREATE OR REPLACE TEMP TABLE landing_rows (file_id INTEGER, source_file VARCHAR, "
-        f"row_number BIGINT, raw VARCHAR, parse_error VARCHAR, {columns})"
+        f"row_number BIGINT, raw VARCHAR, read_reason VARCHAR, parse_error VARCHAR, {columns})"
     )
     known_hashes = _ingested(con)
     first_id = scalar(con, "SELECT coalesce(max(file_id), 0) + 1 FROM ops.ingested_files")
     records, jsonl_parts, parquet = [], [], []
     for file_id, loaded in enumerate(files, start=first_id):
         f = loaded.file
-        record = _FileRecord(f, file_id, loaded.content_hash)
+        record = _FileRecord(f, file_id, loaded.content_hash, notes=loaded.notes)
         records.append(record)
         if loaded.content_hash is None:
             record.unreadable(loaded.error)
-            continue
-        if f.fmt is None:
-            record.status, record.error = "unsupported", "file type not read (docs/contract.md)"
             continue
         if record.content_hash in known_hashes:
             record.status = "same_content"
@@ -318,14 +357,19 @@ def _read_batch(
         if loaded.error is not None:
             record.unreadable(loaded.error)
             continue
+        if record.notes:
+            log.warning("landing file %s: %s", f.relpath, record.notes)
         try:
             if f.fmt == "jsonl":
-                lines = loaded.lines  # split: its content was not in `ingested`, or it would be
+                lines = loaded.rows  # split: its content was not in `ingested`, or it would be
                 assert lines is not None  # same_content (known_hashes holds all of `ingested`)
                 file_ids = pa.array(np.full(lines.num_rows, file_id, dtype=np.int32))
                 jsonl_parts.append(lines.append_column("file_id", file_ids))
             elif f.fmt == "csv":
-                _insert_arrow(con, _read_csv(f), file_id, f.relpath)
+                assert loaded.rows is not None
+                _insert_arrow(con, loaded.rows, file_id, f.relpath)
+            elif _has_pattern(record):
+                _insert_parquet_file(con, kind, record)
             else:
                 parquet.append(record)
         except READ_ERRORS as exc:
@@ -375,10 +419,6 @@ def _parquet_scan(
     paths = "[" + ", ".join(_quote(str(r.file.path)) for r in records) + "]"
     scan = f"read_parquet({paths}, filename = true, file_row_number = true, union_by_name = true)"
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
-    projection = ", ".join(
-        f'CAST(p."{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"
-        for name in contract.FIELDS[kind]
-    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE parquet_files AS SELECT * FROM (VALUES "
         + ", ".join(
@@ -388,15 +428,48 @@ def _parquet_scan(
     )
     return (
         "SELECT f.file_id::INTEGER AS file_id, f.source_file, p.file_row_number + 1 AS row_number, "
-        f"NULL AS raw, NULL AS parse_error, {projection} "
+        f"{_parquet_projection(kind, present)} "
         f"FROM {scan} p JOIN parquet_files f USING (filename)"
     )
 
 
+def _parquet_projection(kind: str, present: set[str]) -> str:
+    """The contract's fields of a Parquet scan ``p`` as text, and the read columns."""
+    return "NULL AS raw, NULL AS read_reason, NULL AS parse_error, " + ", ".join(
+        f'CAST(p."{name}" AS VARCHAR) AS {name}' if name in present else f"NULL AS {name}"
+        for name in contract.FIELDS[kind]
+    )
+
+
+# DuckDB expands these in a file name as a pattern; such files are opened by pyarrow instead.
+GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+def _has_pattern(record: _FileRecord) -> bool:
+    return bool(GLOB_CHARACTERS & set(str(record.file.path)))
+
+
 def _insert_parquet_file(con: duckdb.DuckDBPyConnection, kind: str, record: _FileRecord) -> None:
-    """One Parquet file into ``landing_rows``; a file DuckDB cannot read is recorded unreadable."""
+    """One Parquet file into ``landing_rows``; a file that cannot be read is recorded unreadable.
+    A name with pattern characters is opened as it is (a file named ``*.parquet`` must not read
+    its siblings)."""
     try:
-        con.execute(f"INSERT INTO landing_rows BY NAME {_parquet_scan(con, kind, [record])}")
+        if not _has_pattern(record):
+            con.execute(f"INSERT INTO landing_rows BY NAME {_parquet_scan(con, kind, [record])}")
+            return
+        with open(record.file.path, "rb") as handle:
+            table = pq.read_table(handle)
+        rows = pa.array(np.arange(table.num_rows, dtype=np.int64))
+        con.register("parquet_file", table.append_column("file_row_number", rows))
+        try:
+            con.execute(
+                "INSERT INTO landing_rows BY NAME SELECT ?::INTEGER AS file_id, ? AS source_file, "
+                "p.file_row_number + 1 AS row_number, "
+                f"{_parquet_projection(kind, set(table.column_names))} FROM parquet_file p",
+                [record.file_id, record.file.relpath],
+            )
+        finally:
+            con.unregister("parquet_file")
     except READ_ERRORS as exc:
         record.unreadable(exc)
 
@@ -405,22 +478,22 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _record_batch(
-    con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord], summary: KindSummary
-) -> None:
-    """Inside the batch's transaction: file rows, de-duplication of ``validated``, the writes."""
+def _insert_file_rows(con: duckdb.DuckDBPyConnection, records: list[_FileRecord]) -> None:
+    """``records`` as new rows of ops.ingested_files (their rows counted by record.sql)."""
     files = pa.table(
         {
             "file_id": pa.array([r.file_id for r in records], pa.int32()),
-            "kind": [kind] * len(records),
+            "kind": pa.array([r.file.kind for r in records], pa.string()),
             "path": [r.file.relpath for r in records],
             "format": pa.array([r.file.fmt for r in records], pa.string()),
-            "content_hash": [r.content_hash for r in records],
+            "content_hash": pa.array([r.content_hash for r in records], pa.string()),
             "size_bytes": pa.array([r.file.size for r in records], pa.int64()),
             "mtime_ns": pa.array([r.file.mtime_ns for r in records], pa.int64()),
             "ctime_ns": pa.array([r.file.ctime_ns for r in records], pa.int64()),
             "status": [r.status for r in records],
+            "skip_reason": pa.array([r.skip_reason for r in records], pa.string()),
             "error": pa.array([r.error for r in records], pa.string()),
+            "notes": pa.array([r.notes for r in records], pa.string()),
             "same_content_as": pa.array([r.same_content_as for r in records], pa.int32()),
         }
     )
@@ -432,7 +505,15 @@ def _record_batch(
         )
     finally:
         con.unregister("batch_files")
-    summary.files_new += len(records)
+
+
+def _record_batch(
+    con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord], summary: KindSummary
+) -> None:
+    """Inside the batch's transaction: file rows, de-duplication of ``validated``, the writes."""
+    _insert_file_rows(con, records)
+    summary.files_new += sum(r.status != "deferred" for r in records)
+    summary.files_deferred += sum(r.status == "deferred" for r in records)
     summary.files_unreadable += sum(r.status == "unreadable" for r in records)
     con.execute(_template("ingest/classify", kind))
     con.execute(_template("ingest/record", kind))
@@ -469,67 +550,194 @@ JSONL_LINES = pa.schema(
         ("source_file", pa.string()),
         ("row_number", pa.int64()),
         ("raw", pa.large_string()),
-        ("encoding_error", pa.string()),
+        ("read_reason", pa.string()),  # set on the few lines already known bad
+        ("line_error", pa.string()),
         ("file_id", pa.int32()),  # added once the batch numbers its files
     ]
 )
 
 
-def _jsonl_lines(data: bytes, source_file: str) -> pa.Table:
-    """The lines of a JSON-lines file as an Arrow table (no file_id yet), without a Python loop
-    per line."""
+def _split_lines(data: bytes) -> pa.LargeBinaryArray:
+    """The lines of ``data``, each with its line end, as Arrow binaries over ``data`` itself (no
+    copy, no Python loop per line)."""
     buffer = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buffer == ord("\n")) + 1
     if len(data) and data[-1:] != b"\n":
         ends = np.append(ends, len(data))
     offsets = np.concatenate([[0], ends]).astype(np.int64)
-    count = len(offsets) - 1
-    lines = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    errors = pa.nulls(count, pa.string())
+
+
+def _decode(lines: pa.LargeBinaryArray) -> tuple[pa.Array, np.ndarray]:
+    """The lines as text, and which of them are not UTF-8 (those decoded as Latin-1, so that
+    their text can be kept and shown; invalid_encoding)."""
     try:
-        text = lines.cast(pa.large_string())
+        return lines.cast(pa.large_string()), np.zeros(len(lines), dtype=bool)
     except pa.ArrowInvalid:
-        text, errors = _decode_lines_one_by_one(lines)
+        pass
+    texts, bad = [], []
+    for value in lines.to_pylist():  # slow path, for a file that is not all UTF-8
+        try:
+            texts.append(value.decode("utf-8"))
+            bad.append(False)
+        except UnicodeDecodeError:
+            texts.append(value.decode("latin-1"))
+            bad.append(True)
+    return pa.array(texts, pa.large_string()), np.array(bad, dtype=bool)
+
+
+def _jsonl_lines(data: bytes, source_file: str) -> pa.Table:
+    """The lines of a JSON-lines file as an Arrow table (no file_id yet). A last line without
+    its line end is a record still being written unless it is a whole JSON object: it is
+    ``incomplete_record``, never loaded, and the file's next version reads it whole."""
+    lines = _split_lines(data)
+    count = len(lines)
+    text, bad = _decode(lines)
+    reasons = np.where(bad, "invalid_encoding", None).astype(object)
+    errors = np.where(bad, "not UTF-8 (kept as read in Latin-1)", None).astype(object)
+    if count and not data.endswith(b"\n") and not _is_json_object(text[-1].as_py()):
+        reasons[-1], errors[-1] = "incomplete_record", "the last line has no line end"
     return pa.table(
         {
             "source_file": pa.repeat(pa.scalar(source_file, pa.string()), count),
             "row_number": pa.array(np.arange(1, count + 1, dtype=np.int64)),
             "raw": text,
-            "encoding_error": errors,
+            "read_reason": pa.array(reasons, pa.string()),
+            "line_error": pa.array(errors, pa.string()),
         },
         schema=JSONL_LINES.remove(JSONL_LINES.get_field_index("file_id")),
     )
 
 
-def _decode_lines_one_by_one(lines: pa.LargeBinaryArray) -> tuple[pa.Array, pa.Array]:
-    """Slow path for a file with invalid UTF-8: such lines are kept, marked malformed."""
-    texts, errors = [], []
-    for value in lines.to_pylist():
-        try:
-            texts.append(value.decode("utf-8"))
-            errors.append(None)
-        except UnicodeDecodeError:
-            texts.append(value.decode("utf-8", errors="replace"))
-            errors.append("invalid UTF-8")
-    return pa.array(texts, pa.large_string()), pa.array(errors, pa.string())
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
-def _read_csv(f: LandingFile) -> pa.Table:
-    """A CSV file as text columns; rows with the wrong number of columns are kept as malformed."""
-    fields = list(contract.FIELDS[f.kind])
+BOM = "\ufeff".encode()
+# Separators a CSV file may use: the contract's, and the one French spreadsheets write.
+CSV_SEPARATORS = (",", ";", "\t")
 
-    def read(use_threads: bool, bad: list) -> pa.Table:
+
+def _csv_records(data: bytes, kind: str) -> tuple[pa.Table, list[str]]:
+    """A CSV file's records as text columns of ``landing_rows`` (no file_id yet), and notes on
+    what was noticed. Each record keeps its text when records are lines (no line break inside a
+    quoted value): whatever its reason, a quarantined row shows what was sent.
+
+    - Lines that are not UTF-8 are ``invalid_encoding`` (kept as read in Latin-1); the others
+      are read.
+    - The separator is the one of ``,``, ``;`` or tab that splits the header into the most
+      contract fields; another than ``,`` is noted, and ``;`` (French spreadsheets) is read with
+      a decimal comma.
+    - A last record without its line end is ``incomplete_record``: the file may still be being
+      written, and a truncated value (``3000`` cut to ``30``) must never be loaded.
+    - A record with the wrong number of fields is ``malformed_record``.
+    """
+    fields = list(contract.FIELDS[kind])
+    data = data.removeprefix(BOM)
+    lines = _split_lines(data)
+    text, bad = _decode(lines)
+    stripped = pc.utf8_rtrim(text, characters="\r\n")
+    filled = np.flatnonzero(np.asarray(pc.not_equal(stripped, "")))  # pyarrow skips empty lines
+    if len(filled) == 0:
+        return _rejected_records(fields, []), []
+    header = stripped[int(filled[0])].as_py()
+    separator, notes = _csv_header(header, fields)
+    body = filled[1:]  # the lines of the records, when each record is a line
+    body_bad = bad[body]
+    readable = data
+    if bad[filled].any():  # the lines that are UTF-8, under the header (as decoded)
+        readable = header.encode() + b"\n" + b"".join(lines.take(body[~body_bad]).to_pylist())
+    parsed, invalid = _parse_csv(readable, separator, fields)
+    records = parsed.num_rows + len(invalid)
+    invalid_at = np.array([number - 2 for number, _ in invalid], dtype=np.int64)  # header: 1
+    valid_at = np.setdiff1d(np.arange(records), invalid_at)
+    ordinal = np.arange(1, len(body) + 1, dtype=np.int64)  # the record number of each line
+    if records == len(body) - int(body_bad.sum()):
+        # one record per line: each row has its line's record number and text
+        good, good_ordinal = body[~body_bad], ordinal[~body_bad]
+        numbers, raw = good_ordinal[valid_at], stripped.take(good[valid_at]).cast(pa.string())
+        rejected = [
+            (good_ordinal[i], stripped[int(good[i])].as_py(), *WRONG_FIELD_COUNT)
+            for i in invalid_at
+        ]
+        encoding = zip(ordinal[body_bad], body[body_bad], strict=True)
+        last = len(body)
+    else:
+        # a quoted value holds a line break: rows are numbered as records, shown as their fields
+        numbers, raw = valid_at + 1, pa.nulls(len(valid_at), pa.string())
+        rejected = [(number - 1, line, *WRONG_FIELD_COUNT) for number, line in invalid]
+        encoding = enumerate(body[body_bad], start=records + 1)
+        last = records
+    rejected += [(number, stripped[int(i)].as_py(), *NOT_UTF8) for number, i in encoding]
+    parsed = parsed.append_column("row_number", pa.array(numbers, pa.int64()))
+    parsed = parsed.append_column("raw", raw)
+    if separator == ";":  # a decimal comma
+        for name in contract.DECIMAL_FIELDS.get(kind, ()):
+            column = parsed.column_names.index(name)
+            parsed = parsed.set_column(column, name, pc.replace_substring(parsed[name], ",", "."))
+    parsed = parsed.append_column("read_reason", pa.nulls(len(parsed), pa.string()))
+    parsed = parsed.append_column("parse_error", pa.nulls(len(parsed), pa.string()))
+    table = pa.concat_tables(
+        [parsed, _rejected_records(fields, rejected).select(parsed.column_names)]
+    )
+    if last and not data.endswith(b"\n"):
+        is_last = pc.equal(table["row_number"], last)
+        for name, value in INCOMPLETE:
+            column = table.column_names.index(name)
+            table = table.set_column(
+                column, name, pc.if_else(is_last, pa.scalar(value), table[name])
+            )
+    return table, notes
+
+
+WRONG_FIELD_COUNT = ("malformed_record", "wrong number of fields")
+NOT_UTF8 = ("invalid_encoding", "not UTF-8 (kept as read in Latin-1)")
+INCOMPLETE = (
+    ("read_reason", "incomplete_record"),
+    ("parse_error", "the last record has no line end"),
+)
+
+
+def _csv_header(header: str, fields: list[str]) -> tuple[str, list[str]]:
+    """The separator the header uses, and notes on what it holds."""
+    separator = max(CSV_SEPARATORS, key=lambda sep: len(set(_names(header, sep)) & set(fields)))
+    names = _names(header, separator)
+    notes = []
+    if separator != ",":
+        comma = ", read with a decimal comma" if separator == ";" else ""
+        notes.append(f"separator {separator!r} instead of ','{comma}")
+    if not set(names) & set(fields):
+        notes.append("the header holds none of the contract's fields: " + header[:200])
+    elif unknown := [name for name in names if name not in fields]:
+        notes.append("columns not in the contract, ignored: " + ", ".join(unknown)[:200])
+    return separator, notes
+
+
+def _names(header: str, separator: str) -> list[str]:
+    return [name.strip().strip('"') for name in header.split(separator)]
+
+
+def _parse_csv(
+    data: bytes, separator: str, fields: list[str]
+) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """The records as text columns, and the (number, text) of those with a wrong number of
+    fields (pyarrow numbers records from 1, the header being 1)."""
+
+    def read(use_threads: bool, invalid: list) -> pa.Table:
         def on_invalid(row) -> str:
-            bad.append((row.number, row.text))
+            invalid.append((row.number, row.text))
             return "skip"
 
         return pacsv.read_csv(
-            f.path,
+            io.BytesIO(data),
             read_options=pacsv.ReadOptions(use_threads=use_threads),
             parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=on_invalid
+                delimiter=separator, newlines_in_values=True, invalid_row_handler=on_invalid
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in fields},
@@ -540,29 +748,26 @@ def _read_csv(f: LandingFile) -> pa.Table:
             ),
         )
 
-    bad: list = []
-    table = read(True, bad)
-    if bad:  # row numbers of bad rows are only known when reading on one thread
-        bad = []
-        table = read(False, bad)
-    # pyarrow numbers rows from 1 with the header as row 1; ours are data records from 1.
-    bad_numbers = [number - 1 for number, _ in bad]
-    total = table.num_rows + len(bad)
-    good_numbers = np.setdiff1d(np.arange(1, total + 1), np.array(bad_numbers, dtype=np.int64))
-    table = table.append_column("row_number", pa.array(good_numbers, pa.int64()))
-    table = table.append_column("raw", pa.nulls(table.num_rows, pa.string()))
-    table = table.append_column("parse_error", pa.nulls(table.num_rows, pa.string()))
-    if bad:
-        malformed = pa.table(
-            {name: pa.nulls(len(bad), pa.string()) for name in fields}
-            | {
-                "row_number": pa.array(bad_numbers, pa.int64()),
-                "raw": pa.array([text for _, text in bad], pa.string()),
-                "parse_error": pa.array(["wrong number of columns"] * len(bad), pa.string()),
-            }
-        )
-        table = pa.concat_tables([table, malformed.select(table.column_names)])
-    return table
+    invalid: list = []
+    table = read(True, invalid)
+    if invalid:  # the numbers of invalid records are only known when reading on one thread
+        invalid = []
+        table = read(False, invalid)
+    return table, invalid
+
+
+def _rejected_records(fields: list[str], rejected: list[tuple]) -> pa.Table:
+    """Records rejected while read: (number, text, reason, error) as rows of landing_rows."""
+    numbers, texts, reasons, errors = zip(*rejected, strict=True) if rejected else ((),) * 4
+    return pa.table(
+        {name: pa.nulls(len(rejected), pa.string()) for name in fields}
+        | {
+            "row_number": pa.array([int(n) for n in numbers], pa.int64()),
+            "raw": pa.array(texts, pa.string()),
+            "read_reason": pa.array(reasons, pa.string()),
+            "parse_error": pa.array(errors, pa.string()),
+        }
+    )
 
 
 def _insert_arrow(

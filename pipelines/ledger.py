@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -22,6 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.faults import fault
 from pipelines.files import file_format, table_bytes, write_bytes
 from pipelines.warehouse import run_sql, scalar, set_parameters, table_exists
 
@@ -56,8 +56,6 @@ ISSUED_COLUMNS = (
     *LINE_COLUMNS,
 )
 PARTIAL_SUFFIX = ".partial"
-# Test hook: the name of a point of ``issue`` at which to stop the process (fault injection).
-FAULT_ENV = "OBSERVANCE_FAULT"
 
 
 @dataclass(frozen=True)
@@ -80,13 +78,6 @@ def last_as_of(con: duckdb.DuckDBPyConnection) -> date:
     if as_of is None:
         raise LookupError("the warehouse has no decisions yet: run `observance run` first")
     return as_of
-
-
-def _fault(point: str) -> None:
-    """Stop the process here when the test hook names this point (fault injection tests)."""
-    if os.environ.get(FAULT_ENV) == point:
-        log.error("fault injected at %s", point)
-        os._exit(97)
 
 
 def issue(
@@ -118,7 +109,7 @@ def issue(
     lines = con.sql(f"SELECT {', '.join(ISSUED_COLUMNS)} FROM to_issue ORDER BY line_id").pl()
     out = Path(out)
     content = table_bytes(lines, file_format(out), csv_style)
-    _fault("issue:file_prepared")
+    fault("issue:file_prepared")
     filter_text = ", ".join(f"{k}={v}" for k, v in filters.items() if v)
     con.begin()
     try:
@@ -138,12 +129,12 @@ def issue(
             ],
         )
         run_sql(con, "ledger/record")  # the lines and the evidence of their periods
-        _fault("issue:recorded")
+        fault("issue:recorded")
         con.commit()
     except BaseException:
         con.rollback()
         raise
-    _fault("issue:committed")
+    fault("issue:committed")
     _write_atomically(out, content)
     log.info("batch %s: %d lines of %s to %s", batch_id, lines.height, payee, out)
     return IssueSummary(

@@ -13,6 +13,7 @@ from datetime import date
 
 import duckdb
 
+from pipelines.faults import fault
 from pipelines.file_active import price_semesters
 from pipelines.warehouse import (
     drop_table_become_view,
@@ -191,6 +192,7 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
         run_sql(con, model.sql)
         if model.then is not None:
             model.then(con)
+        fault(f"model:{model.key}:written")
         con.commit()
     except BaseException:
         con.rollback()

@@ -25,10 +25,17 @@ def print_run_summary(console: Console, settings: Settings) -> None:
     """Files and rows of the warehouse after a run (counts only)."""
     with reader(settings.warehouse) as con:
         files = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE status <> 'ingested'), "
+            "SELECT count(*) FILTER (WHERE status IN ('ingested', 'same_content', 'unreadable')), "
+            "count(*) FILTER (WHERE status IN ('same_content', 'unreadable')), "
             "coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), "
             "coalesce(sum(rows_quarantined), 0), coalesce(sum(duplicates_skipped), 0) "
             "FROM ops.ingested_files"
+        ).fetchall()[0]
+        # the paths not read, as they stand now (each path's latest record)
+        unread = con.execute(
+            "SELECT count(*) FILTER (WHERE latest = 'deferred'), "
+            "count(*) FILTER (WHERE latest = 'skipped') FROM (SELECT path, "
+            "arg_max(status, file_id) AS latest FROM ops.ingested_files GROUP BY path)"
         ).fetchall()[0]
         tables = {name: row_count(con, name) for name in SUMMARY_TABLES}
         statuses = (
@@ -37,10 +44,9 @@ def print_run_summary(console: Console, settings: Settings) -> None:
             else []
         )
     head = Table(title=f"Run as of {settings.as_of}", show_header=False)
-    head.add_row(
-        "files seen (not read: same content, unreadable, unsupported)",
-        f"{files[0]:,} ({files[1]:,})",
-    )
+    head.add_row("files read (of which same content or unreadable)", f"{files[0]:,} ({files[1]:,})")
+    head.add_row("paths not read yet: deferred (being written)", f"{unread[0]:,}")
+    head.add_row("paths never read: skipped (see skip_reason)", f"{unread[1]:,}")
     head.add_row("rows read", f"{files[2]:,}")
     head.add_row("  loaded", f"{files[3]:,}")
     head.add_row("  quarantined", f"{files[4]:,}")

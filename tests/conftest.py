@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import pytest
 
+from pipelines import config
 from pipelines.generate import generate_landing
 from tests.helpers import run
+
+# Test files are complete when written: read at once, not after the landing's quiet period
+# (the tests of the quiet period set it themselves). Subprocesses inherit it.
+os.environ[config.ENV_QUIET_SECONDS] = "0"
 
 DEMO_END = date(2025, 11, 30)
 DEMO_AS_OF = date(2025, 12, 1)

@@ -34,6 +34,7 @@ from tests.test_ledger import PAYMENT_REASONS
 AS_OF = "2025-06-01"
 TX_FIELDS = contract.FIELDS["transmissions"]
 CONFLICT = "differs from the row kept for this key"
+NOT_UTF8 = "not UTF-8 (kept as read in Latin-1)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ C = "transmissions/2025-03-03/c.csv"
 GZ_BAD = "transmissions/2025-03-03/corrupt.jsonl.gz"
 D = "transmissions/2025-03-04/d.jsonl"
 A_COPY = "transmissions/2025-03-05/a_copy.jsonl"
+H = "transmissions/2025-03-06/hostile.jsonl"
 NAIVE = "transmissions/parquet/naive.parquet"
 TZ = "transmissions/parquet/tz.parquet"
 ENR = "enrollments/2025-03-01/enrollments.csv"
@@ -213,8 +215,14 @@ A_LINES = [
     {**t(transmission_id="R1"), "received_at": "2025-03-10T09:00:00"},  # 20
     {**t(transmission_id="OLD"), "measured_at": "1970-01-01T00:00:00Z"},  # 21 no Paris date
     {**t(transmission_id="FAR"), "measured_at": "2101-01-01T00:00:00Z"},  # 22 no Paris date
-    {**t(transmission_id="LAST"), "measured_at": "2100-12-31T22:59:59+00:00"},  # 23 dated
+    # 23: the last instant the Paris calendar dates, but later than the run (R1: future)
+    {**t(transmission_id="LAST"), "measured_at": "2100-12-31T22:59:59+00:00"},
 ]
+H_LINES = [
+    t(transmission_id="H\x001"),  # 1 a NUL in an id
+    {**t(transmission_id="H2"), "measured_at": "2025-03-10T10:00:00+99:00"},  # 2 no such offset
+]
+H_CUT = '{"transmission_id": "H3", "exploitant_id": "EXP01", "ambient_lux": 30'  # 3
 B_GOOD = t(transmission_id="U8A")
 B_BAD = b'{"transmission_id": "U8B", "patient_id": "P\xff\xfe1", "unit": "caf\xe9"}'
 C_EXTRA = ["C2", "EXP01", "ODYSIGHT", "P1", "visual_acuity", "OD", A1["measured_at"]]
@@ -258,6 +266,7 @@ def build_dirty(landing: Path) -> None:
     write_bytes(landing / GZ_BAD, data[: len(data) // 2])
     write_bytes(landing / D, jsonl(D_LINES).replace("\n", "\r\n").encode())
     write_bytes(landing / A_COPY, (landing / A).read_bytes())
+    write_text(landing / H, jsonl(H_LINES)[:-1] + "\n" + H_CUT)  # no line end: still written
     (landing / NAIVE).parent.mkdir(parents=True, exist_ok=True)
     _naive_parquet(landing / NAIVE)
     _tz_parquet(landing / TZ)
@@ -315,17 +324,22 @@ EXPECTED = {
     "conflict_same_file": (A, 17, "conflicting_duplicate", CONFLICT, jline(A_LINES[16])),
     "naive_received_at": (A, 20, "timestamp_without_offset", "received_at", jline(A_LINES[19])),
     "measured_1970": (A, 21, "timestamp_out_of_range", "measured_at", jline(A_LINES[20])),
-    "measured_2101": (A, 22, "timestamp_out_of_range", "measured_at", jline(A_LINES[21])),
-    "invalid_utf8": (B, 2, "malformed_record", "invalid UTF-8", '"transmission_id": "U8B"'),
-    "csv_extra_column": (C, 2, "malformed_record", "wrong number of columns", None),
-    "csv_empty_patient": (C, 4, "missing_field", "patient_id", '"transmission_id":"C4"'),
+    "measured_2101": (A, 22, "future_timestamp", "measured_at", jline(A_LINES[21])),
+    "measured_2100": (A, 23, "future_timestamp", "measured_at", jline(A_LINES[22])),
+    "nul_in_id": (H, 1, "invalid_id", "transmission_id", jline(H_LINES[0])),
+    "offset_99": (H, 2, "invalid_timestamp", "measured_at", jline(H_LINES[1])),
+    "cut_last_line": (H, 3, "incomplete_record", "the last line has no line end", H_CUT),
+    "invalid_utf8": (B, 2, "invalid_encoding", NOT_UTF8, '"transmission_id": "U8B"'),
+    "csv_extra_column": (C, 2, "malformed_record", "wrong number of fields", "C2,EXP01"),
+    "csv_empty_patient": (C, 4, "missing_field", "patient_id", "C4,EXP01,ODYSIGHT,,visual_acuity"),
     "conflict_other_file": (D, 2, "conflicting_duplicate", CONFLICT, jline(D_LINES[1])),
     "parquet_naive_1": (NAIVE, 1, "timestamp_without_offset", "measured_at", "2025-03-30 10:00"),
     "parquet_naive_2": (NAIVE, 2, "timestamp_without_offset", "measured_at", "2025-03-31 09:00"),
-    "enrollment_bad_date": (ENR, 2, "bad_type", "start_date", '"soon"'),
-    "enrollment_unknown_activity": (ENR, 3, "unknown_activity", "TELEPATHY", '"EN3"'),
-    "prescription_kind": (RX, 2, "invalid_kind", "forever", '"forever"'),
-    "prescription_bad_until": (RX, 3, "bad_type", "valid_until", '"later"'),
+    # CSV rows are kept as the line sent
+    "enrollment_bad_date": (ENR, 2, "bad_type", "start_date", "EN2,P2,ODYSIGHT,EXP01,OP01,soon,"),
+    "enrollment_unknown_activity": (ENR, 3, "unknown_activity", "TELEPATHY", "EN3,P3,TELEPATHY,"),
+    "prescription_kind": (RX, 2, "invalid_kind", "forever", "RX2,EN1,forever,"),
+    "prescription_bad_until": (RX, 3, "bad_type", "valid_until", ",2025-03-01,later"),
 }
 
 
@@ -365,8 +379,8 @@ def test_malformed_raw_records_keep_the_original_text(quarantine):
     assert raw(A, 3) == '{"transmission_id": "BROKEN", "patient_id":'
     assert raw(A, 4) == '["M0", "EXP01", "ODYSIGHT"]'
     assert raw(C, 2) == ",".join(C_EXTRA)
-    # invalid bytes cannot be kept as text: they are replaced, the rest of the line is intact
-    assert raw(B, 2) == B_BAD.decode("utf-8", errors="replace")
+    # a line that is not UTF-8 is kept as read in Latin-1 (every byte is a character there)
+    assert raw(B, 2) == B_BAD.decode("latin-1")
 
 
 def test_loaded_transmissions_per_file(dirty):
@@ -378,7 +392,7 @@ def test_loaded_transmissions_per_file(dirty):
     got = dict(got.rows())
     formats = {path: ["F1", "F2", "F3", "F4"] for path, _ in FORMATS.values()}
     assert got == {
-        A: ["A1", "A2", "A3", "LAST", "X1"],
+        A: ["A1", "A2", "A3", "X1"],
         B: ["U8A"],
         C: ["C3"],
         D: ["D3"],
@@ -419,7 +433,7 @@ def test_reconciliation_per_file(dirty):
         FROM ops.ingested_files f
         """,
     )
-    assert f.height == 15
+    assert f.height == 16
     for row in f.iter_rows(named=True):
         assert row["rows_read"] == (
             row["rows_loaded"] + row["rows_quarantined"] + row["duplicates_skipped"]
@@ -456,7 +470,7 @@ def test_rows_read_equals_lines_of_the_files(dirty):
     for path, rows_read in f.select("path", "rows_read").iter_rows():
         assert rows_read == records_in(landing / path), path
     total = sum(records_in(landing / p) for p in f["path"])
-    assert f["rows_read"].sum() == total == len(A_LINES) - 2 + 2 + 4 + 3 + 4 + 16 + 3 + 3
+    assert f["rows_read"].sum() == total == len(A_LINES) - 2 + 2 + 4 + 3 + 4 + 16 + 3 + 3 + 3
 
 
 def test_counts_of_the_dirty_files(dirty):
@@ -464,12 +478,13 @@ def test_counts_of_the_dirty_files(dirty):
         r = file_row(dirty[1], path)
         return (r["rows_read"], r["rows_loaded"], r["rows_quarantined"], r["duplicates_skipped"])
 
-    assert counts(A) == (21, 5, 15, 1)
+    assert counts(A) == (21, 4, 16, 1)
     assert counts(B) == (2, 1, 1, 0)
     assert counts(C) == (4, 1, 2, 1)
     assert counts(D) == (3, 1, 1, 1)
     assert counts(NAIVE) == (2, 0, 2, 0)
     assert counts(TZ) == (2, 2, 0, 0)
+    assert counts(H) == (3, 0, 3, 0)
 
 
 # -- duplicates
@@ -549,8 +564,13 @@ def test_parquet_with_time_zone_loads_the_right_instant(dirty):
 
 def test_unsupported_file_is_recorded(dirty):
     r = file_row(dirty[1], TXT)
-    assert (r["status"], r["format"], r["rows_read"]) == ("unsupported", None, 0)
-    assert r["error"]
+    assert (r["status"], r["skip_reason"], r["format"], r["rows_read"]) == (
+        "skipped",
+        "unsupported",
+        None,
+        0,
+    )
+    assert r["error"] == "a file type the pipeline does not read"
 
 
 def test_corrupt_gzip_is_unreadable_and_the_run_goes_on(dirty):
@@ -575,7 +595,7 @@ def test_identical_copy_is_same_content(dirty):
 def test_ingested_files_statuses(dirty):
     f = files(dirty[1])
     statuses = dict(zip(f["path"], f["status"], strict=True))
-    assert statuses.pop(TXT) == "unsupported"
+    assert statuses.pop(TXT) == "skipped"
     assert statuses.pop(GZ_BAD) == "unreadable"
     assert statuses.pop(A_COPY) == "same_content"
     assert set(statuses.values()) == {"ingested"}
@@ -973,20 +993,20 @@ def test_a_file_that_failed_to_read_is_tried_again_by_the_next_run(tmp_path, mon
     write_text(landing / "transmissions/a.jsonl", jsonl([t(transmission_id="A1")]))
     flaky = write_text(landing / "transmissions/b.jsonl", jsonl([t(transmission_id="B1")]))
     write_bytes(landing / "transmissions/c.jsonl.gz", b"not gzip at all")
-    read_bytes = Path.read_bytes
+    read_bytes = ingest_module.read_bytes
 
-    def failing_once(path):
-        if path == flaky:
+    def failing_once(f):
+        if f.path == flaky:
             raise OSError(errno.EIO, "Input/output error")
-        return read_bytes(path)
+        return read_bytes(f)
 
-    monkeypatch.setattr(Path, "read_bytes", failing_once)
+    monkeypatch.setattr(ingest_module, "read_bytes", failing_once)
     ingest_direct(landing, warehouse, kinds=["transmissions"])
     row = file_row(warehouse, "transmissions/b.jsonl")
     assert (row["status"], row["content_hash"]) == ("unreadable", None)
     assert "Input/output error" in row["error"]
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(ingest_module, "read_bytes", read_bytes)
     summary = ingest_direct(landing, warehouse, kinds=["transmissions"])
     assert summary.kinds["transmissions"].files_new == 1  # b only: c is damaged, not retried
     statuses = query(
@@ -1042,14 +1062,14 @@ def test_a_file_gone_before_it_is_read_is_unreadable_and_the_run_goes_on(tmp_pat
     landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
     write_text(landing / "transmissions/a.jsonl", jsonl([t(transmission_id="J1")]))
     gone = write_text(landing / "transmissions/b.jsonl", jsonl([t(transmission_id="J2")]))
-    listed = ingest_module.discover
+    listed = ingest_module.survey
 
-    def discover_then_remove(root, kind):
-        found = listed(root, kind)
+    def survey_then_remove(root, quiet_seconds):
+        found = listed(root, quiet_seconds)
         gone.unlink(missing_ok=True)
         return found
 
-    monkeypatch.setattr(ingest_module, "discover", discover_then_remove)
+    monkeypatch.setattr(ingest_module, "survey", survey_then_remove)
     ingest_direct(landing, warehouse, kinds=["transmissions"])
 
     row = file_row(warehouse, "transmissions/b.jsonl")

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from pipelines.evidence import write_evidence
-from pipelines.ledger import FAULT_ENV
+from pipelines.faults import FAULT_ENV
 from pipelines.warehouse import writer
 from tests.helpers import (
     catalog_copy,

@@ -51,6 +51,8 @@ def _ingest_asset(kind: str) -> dg.AssetsDefinition:
             metadata={
                 "new_files": s.files_new,
                 "unreadable_files": s.files_unreadable,
+                "deferred_files": s.files_deferred,
+                "skipped_paths": s.files_skipped,
                 "rows_read": s.rows_read,
                 "rows_loaded": s.rows_loaded,
                 "rows_quarantined": s.rows_quarantined,

@@ -50,3 +50,19 @@ SET rows_read = c.rows_read,
     duplicates_skipped = c.duplicates_skipped
 FROM batch_counts c
 WHERE f.file_id = c.file_id;
+
+-- A record that was incomplete (the file was still being written) is resolved by the file's next
+-- version read whole: the same path, recorded later, read or found with a content already read.
+UPDATE ops.quarantine q
+SET resolved_by_file_id = f.file_id
+FROM (
+    SELECT i.file_id AS incomplete_in, min(g.file_id) AS file_id
+    FROM (SELECT DISTINCT file_id, source_file FROM ops.quarantine
+          WHERE reason = 'incomplete_record' AND resolved_by_file_id IS NULL) i
+    JOIN ops.ingested_files g
+      ON g.path = i.source_file AND g.file_id > i.file_id
+     AND g.status IN ('ingested', 'same_content')
+    GROUP BY i.file_id
+) f
+WHERE q.reason = 'incomplete_record' AND q.resolved_by_file_id IS NULL
+  AND q.file_id = f.incomplete_in;

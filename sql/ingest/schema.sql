@@ -2,15 +2,19 @@
 
 CREATE TABLE IF NOT EXISTS ops.ingested_files (
     file_id               INTEGER PRIMARY KEY,
-    kind                  VARCHAR NOT NULL,      -- transmissions | enrollments | prescriptions
-    path                  VARCHAR NOT NULL,      -- relative to the landing folder
+    kind                  VARCHAR,               -- transmissions | enrollments | prescriptions |
+                                                 -- payments (null: outside every kind folder)
+    path                  VARCHAR NOT NULL,      -- relative to the landing folder, as found
     format                VARCHAR,               -- jsonl | csv | parquet (null: not read)
     content_hash          VARCHAR,               -- sha256 of the file's bytes
     size_bytes            BIGINT NOT NULL,
     mtime_ns              BIGINT NOT NULL,
     ctime_ns              BIGINT,                -- status-change time (null: recorded before it was kept)
-    status                VARCHAR NOT NULL,      -- ingested | same_content | unreadable | unsupported
+    status                VARCHAR NOT NULL,      -- ingested | same_content | unreadable |
+                                                 -- deferred | skipped (docs/contract.md)
+    skip_reason           VARCHAR,               -- why a skipped path is never read (landing.py)
     error                 VARCHAR,               -- why a file was not read
+    notes                 VARCHAR,               -- what the reader noticed (a CSV separator)
     same_content_as       INTEGER,               -- file_id already holding the same bytes
     rows_read             BIGINT NOT NULL,
     rows_loaded           BIGINT NOT NULL,
@@ -27,7 +31,8 @@ CREATE TABLE IF NOT EXISTS ops.quarantine (
     reason         VARCHAR NOT NULL,  -- see pipelines/contract.py QUARANTINE_REASONS
     detail         VARCHAR,           -- which field, or which row it conflicts with
     raw_record     VARCHAR,           -- the record as read, as text
-    quarantined_at TIMESTAMPTZ NOT NULL
+    quarantined_at TIMESTAMPTZ NOT NULL,
+    resolved_by_file_id INTEGER       -- incomplete_record: the file's next version, read whole
 );
 
 CREATE TABLE IF NOT EXISTS raw.transmissions (
@@ -114,6 +119,15 @@ ALTER TABLE raw.prescriptions ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMPTZ;
 -- warehouses created before ctime_ns was kept: the column is added (null: those files are hashed
 -- once more, then recognised by their content)
 ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS ctime_ns BIGINT;
+
+-- warehouses created before the landing protocol (issue 23): every path is recorded, paths
+-- outside the kind folders without a kind, and a file type not read is `skipped` (unsupported)
+ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS skip_reason VARCHAR;
+ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS notes VARCHAR;
+ALTER TABLE ops.ingested_files ALTER COLUMN kind DROP NOT NULL;
+UPDATE ops.ingested_files SET status = 'skipped', skip_reason = 'unsupported'
+WHERE status = 'unsupported';
+ALTER TABLE ops.quarantine ADD COLUMN IF NOT EXISTS resolved_by_file_id INTEGER;
 
 -- What each incremental model was last built from (sql/observance/01-05): the last file folded
 -- in, a fingerprint of the reference data and parameters, the evaluation date.

@@ -4,7 +4,7 @@
 CREATE OR REPLACE TEMP VIEW judged_batch AS
 WITH cleaned AS (
     SELECT
-        file_id, source_file, row_number, raw, parse_error, as_read,
+        file_id, source_file, row_number, raw, read_reason, parse_error, as_read,
         nullif(trim(enrollment_id), '') AS enrollment_id,
         nullif(trim(patient_id), '') AS patient_id,
         nullif(trim(activity_code), '') AS activity_code,
@@ -37,6 +37,12 @@ typed AS (
 ),
 judged AS (
     SELECT *,
+        CASE WHEN ids_look_valid([enrollment_id, patient_id, exploitant_id, operator_id]) THEN ''
+             ELSE concat_ws(', ',
+                CASE WHEN NOT is_valid_id(enrollment_id) THEN 'enrollment_id' END,
+                CASE WHEN NOT is_valid_id(patient_id) THEN 'patient_id' END,
+                CASE WHEN NOT is_valid_id(exploitant_id) THEN 'exploitant_id' END,
+                CASE WHEN NOT is_valid_id(operator_id) THEN 'operator_id' END) END AS bad_ids,
         concat_ws(', ',
             CASE WHEN enrollment_id IS NULL THEN 'enrollment_id' END,
             CASE WHEN patient_id IS NULL THEN 'patient_id' END,
@@ -64,17 +70,23 @@ SELECT
     hash(patient_id, activity_code, exploitant_id, operator_id, start_date, end_date,
          end_reason, ald, monitoring_profile, sessions_text, recorded_at) AS payload_hash,
     CASE
-        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN parse_error IS NOT NULL THEN read_reason
         WHEN missing <> '' THEN 'missing_field'
+        WHEN bad_ids <> '' THEN 'invalid_id'
         WHEN is_naive_timestamp(recorded_text) THEN 'timestamp_without_offset'
+        WHEN has_impossible_offset(recorded_text) THEN 'invalid_timestamp'
         WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN is_future(recorded_at) THEN 'future_timestamp'
         WHEN NOT known_activity THEN 'unknown_activity'
     END AS reason,
     CASE
         WHEN parse_error IS NOT NULL THEN parse_error
         WHEN missing <> '' THEN missing
+        WHEN bad_ids <> '' THEN bad_ids
         WHEN is_naive_timestamp(recorded_text) THEN 'recorded_at'
+        WHEN has_impossible_offset(recorded_text) THEN 'recorded_at'
         WHEN badly_typed <> '' THEN badly_typed
+        WHEN is_future(recorded_at) THEN 'recorded_at'
         ELSE activity_code
     END AS detail
 FROM judged;

@@ -6,7 +6,7 @@
 CREATE OR REPLACE TEMP VIEW judged_batch AS
 WITH cleaned AS (
     SELECT
-        file_id, source_file, row_number, raw, parse_error, as_read,
+        file_id, source_file, row_number, raw, read_reason, parse_error, as_read,
         nullif(trim(line_id), '') AS line_id,
         lower(nullif(trim(status), '')) AS status,
         nullif(replace(replace(trim(paid_amount), ' ', ''), ',', '.'), '') AS amount_text,
@@ -26,6 +26,7 @@ typed AS (
 ),
 judged AS (
     SELECT *,
+        CASE WHEN is_valid_id(line_id) THEN '' ELSE 'line_id' END AS bad_ids,
         concat_ws(', ',
             CASE WHEN line_id IS NULL THEN 'line_id' END,
             CASE WHEN status IS NULL THEN 'status' END,
@@ -51,9 +52,11 @@ SELECT
     hash(line_id) AS key_hash,  -- the de-duplication key (pipelines/ingest.py DEDUP)
     hash(status, paid_amount, paid_on, rejection_code, rejection_label) AS payload_hash,
     CASE
-        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN parse_error IS NOT NULL THEN read_reason
         WHEN missing <> '' THEN 'missing_field'
+        WHEN bad_ids <> '' THEN 'invalid_id'
         WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN is_future(paid_on) THEN 'future_timestamp'
         WHEN NOT list_contains(getvariable('payment_statuses'), status) THEN 'invalid_status'
         WHEN issued_amount IS NULL THEN 'unknown_line'
         WHEN overpaid THEN 'overpayment'
@@ -62,7 +65,9 @@ SELECT
     CASE
         WHEN parse_error IS NOT NULL THEN parse_error
         WHEN missing <> '' THEN missing
+        WHEN bad_ids <> '' THEN bad_ids
         WHEN badly_typed <> '' THEN badly_typed
+        WHEN is_future(paid_on) THEN 'paid_on'
         WHEN NOT list_contains(getvariable('payment_statuses'), status) THEN status
         WHEN issued_amount IS NULL THEN line_id
         ELSE 'issued ' || issued_amount || ', answered ' || status || ' '

@@ -5,7 +5,7 @@
 CREATE OR REPLACE TEMP VIEW judged_batch AS
 WITH cleaned AS (
     SELECT
-        file_id, source_file, row_number, raw, parse_error, as_read,
+        file_id, source_file, row_number, raw, read_reason, parse_error, as_read,
         nullif(trim(transmission_id), '') AS transmission_id,
         nullif(trim(exploitant_id), '') AS exploitant_id,
         nullif(activity_code, '') AS activity_code,
@@ -45,6 +45,19 @@ dated_years AS (  -- R1: the UTC instants ref.paris_offsets can date, [lo_us, hi
 judged AS (
     SELECT typed.*,
         NOT (epoch_us(measured_at) >= lo_us AND epoch_us(measured_at) < hi_us) AS undatable,
+        CASE WHEN ids_look_valid([transmission_id, exploitant_id, patient_id]) THEN ''
+             ELSE concat_ws(', ',
+                CASE WHEN NOT is_valid_id(transmission_id) THEN 'transmission_id' END,
+                CASE WHEN NOT is_valid_id(exploitant_id) THEN 'exploitant_id' END,
+                CASE WHEN NOT is_valid_id(patient_id) THEN 'patient_id' END) END AS bad_ids,
+        concat_ws(', ',
+            CASE WHEN measured_at IS NULL AND has_impossible_offset(measured_at_text)
+                 THEN 'measured_at' END,
+            CASE WHEN received_at IS NULL AND has_impossible_offset(received_at_text)
+                 THEN 'received_at' END) AS impossible,
+        concat_ws(', ',
+            CASE WHEN is_future(measured_at) THEN 'measured_at' END,
+            CASE WHEN is_future(received_at) THEN 'received_at' END) AS future,
         concat_ws(', ',
             CASE WHEN transmission_id IS NULL THEN 'transmission_id' END,
             CASE WHEN exploitant_id IS NULL THEN 'exploitant_id' END,
@@ -74,10 +87,13 @@ SELECT
     hash(activity_code, patient_id, measure_type, eye, measured_at, value, unit,
          distance_cm, ambient_lux) AS payload_hash,
     CASE
-        WHEN parse_error IS NOT NULL THEN 'malformed_record'
+        WHEN parse_error IS NOT NULL THEN read_reason
         WHEN missing <> '' THEN 'missing_field'
+        WHEN bad_ids <> '' THEN 'invalid_id'
         WHEN naive <> '' THEN 'timestamp_without_offset'
+        WHEN impossible <> '' THEN 'invalid_timestamp'
         WHEN badly_typed <> '' THEN 'bad_type'
+        WHEN future <> '' THEN 'future_timestamp'
         WHEN undatable THEN 'timestamp_out_of_range'
         WHEN NOT known_activity THEN 'unknown_activity'
         WHEN (needs_eye AND eye IS NULL) OR eye NOT IN ('OD', 'OS') THEN 'invalid_eye'
@@ -85,8 +101,11 @@ SELECT
     CASE
         WHEN parse_error IS NOT NULL THEN parse_error
         WHEN missing <> '' THEN missing
+        WHEN bad_ids <> '' THEN bad_ids
         WHEN naive <> '' THEN naive
+        WHEN impossible <> '' THEN impossible
         WHEN badly_typed <> '' THEN badly_typed
+        WHEN future <> '' THEN future
         WHEN undatable THEN 'measured_at'
         WHEN NOT known_activity THEN activity_code
         ELSE coalesce(eye, 'eye missing')
