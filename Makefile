@@ -12,7 +12,7 @@ endif
 RUN := $(UV) run --frozen
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint format bench notebooks clean
+.PHONY: install chromium demo test dev lint format bench notebooks clean
 
 install: .venv/.installed
 
@@ -24,8 +24,15 @@ install: .venv/.installed
 demo: install  ## synthetic landing data (if none), full run, report
 	$(RUN) observance demo
 
-test: install  ## the whole test suite
+test: install chromium  ## the whole test suite (with the reports opened in headless Chromium)
 	$(RUN) pytest
+
+# Debian's chromium, for the browser test of the reports (tests/test_report.py); installed with
+# apt-get where missing (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 
 dev: install  ## the Dagster UI on http://127.0.0.1:3000 (with the daemon: schedule and sensor)
 	mkdir -p $(DAGSTER_HOME)

@@ -10,7 +10,9 @@ from dagster_project.resources import resources_for
 from dagster_project.schedules import ISSUE_SELECTION, NIGHTLY_SELECTION
 from pipelines.config import Settings
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's own console log is silent in-process: a failed step is raised as StepFailed, a failed
+# check is told by the caller (the CLI's one line each); the run's events stay in the instance.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def new_instance() -> dg.DagsterInstance:
@@ -28,17 +30,67 @@ def materialize_all(
     quiet: bool = True,
     op_config: dict[str, dict] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the nightly graph (or ``selection``) for ``settings``; raises on failure.
-    ``op_config`` gives assets their run config (``{"ledger__issued_lines": {...}}``)."""
+    """Materialize the nightly graph (or ``selection``) for ``settings``.
+
+    A failed step raises ``StepFailed``. A blocking check that fails with ERROR severity does
+    not: what it held back is skipped, and ``failed_checks`` / ``held_back`` of the result say
+    what and why (the CLI exits non-zero on them). ``op_config`` gives assets their run config
+    (``{"ledger__issued_lines": {...}}``)."""
     run_config = dict(QUIET) if quiet else {}
     if op_config:
         run_config["ops"] = {name: {"config": values} for name, values in op_config.items()}
-    return dg.materialize(
+    result = dg.materialize(
         [*all_assets, *asset_checks],
         resources=resources_for(settings),
         selection=selection or NIGHTLY_SELECTION,
         instance=instance or new_instance(),
         run_config=run_config or None,
+        raise_on_error=False,
+    )
+    for event in result.get_step_failure_events():
+        error = event.event_specific_data.error
+        if error is None or error.cls_name != BLOCKED_BY_CHECK:
+            raise StepFailed(event.step_key or "run", error)
+    return result
+
+
+# What Dagster raises in the step of a blocking check that failed with ERROR severity.
+BLOCKED_BY_CHECK = "DagsterAssetCheckFailedError"
+
+
+class StepFailed(RuntimeError):
+    """A step of the run failed: its key and the error of the code it ran (``cause_name``,
+    ``cause_message``), as Dagster recorded it."""
+
+    def __init__(self, step_key: str, error) -> None:
+        # Dagster wraps the code's exception in its own; keep the code's
+        while error is not None and error.cls_name.startswith("Dagster") and error.cause:
+            error = error.cause
+        self.step_key = step_key
+        self.cause_name = error.cls_name if error else "Error"
+        message = (error.message if error else "").strip()
+        self.cause_message = message.split(": ", 1)[-1] if ": " in message else message
+        first = self.cause_message.splitlines()[0] if self.cause_message else ""
+        super().__init__(f"{step_key}: {self.cause_name}: {first[:300]}")
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per ERROR-severity check that failed in ``result``: asset, check, what it saw."""
+    return [
+        f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {evaluation.description}"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    ]
+
+
+def held_back(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The selected assets of ``result`` not built: a blocking check failed upstream of them."""
+    planned = set(result.dagster_run.step_keys_to_execute or ())
+    started = {event.step_key for event in result.all_events if event.is_step_start}
+    return sorted(
+        key.to_user_string()
+        for key in result.job_def.asset_layer.executable_asset_keys
+        if "__".join(key.path) in planned - started
     )
 
 

@@ -75,12 +75,17 @@ def quarantine_share(
     kind: str,
     warn: float = QUARANTINE_WARN_SHARE,
     error: float = QUARANTINE_ERROR_SHARE,
+    since: datetime | None = None,
 ) -> CheckOutcome:
-    """Share of rows read that went to quarantine: WARN above ``warn``, ERROR above ``error``."""
+    """Share of rows read that went to quarantine: WARN above ``warn``, ERROR above ``error``.
+
+    With ``since`` (the run's start), only the files this run read are judged: a bad delivery
+    holds back the run that read it, and the next delivery is judged on its own."""
     read, quarantined = con.execute(
         "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_quarantined), 0) "
-        "FROM ops.ingested_files WHERE kind = ?",
-        [kind],
+        "FROM ops.ingested_files WHERE kind = ? "
+        "AND ingested_at >= coalesce(CAST(? AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)",
+        [kind, since],
     ).fetchall()[0]
     share = quarantined / read if read else 0.0
     return CheckOutcome(

@@ -76,10 +76,13 @@ def _fail(message: str) -> None:
 def _stop(action: str, exc: Exception) -> None:
     """A failure that stops an action: one line and a non-zero exit, no traceback (the busy
     warehouse keeps its own exit status, see main)."""
-    cause = getattr(exc, "user_exception", None) or exc
-    if isinstance(cause, WarehouseBusy):
-        raise cause from None
-    _fail(f"{action} failed: {type(cause).__name__}: {str(cause).splitlines()[0][:300]}")
+    if getattr(exc, "cause_name", None) == WarehouseBusy.__name__:  # a step of the run
+        raise WarehouseBusy(exc.cause_message) from None
+    if isinstance(exc, WarehouseBusy):
+        raise exc from None
+    if getattr(exc, "step_key", None):
+        _fail(f"{action} failed at {exc}")
+    _fail(f"{action} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
 
 
 def _set_lock_timeout(seconds: float | None) -> None:
@@ -109,10 +112,26 @@ def run(
     _show_progress()
     with console.status(f"Running the pipeline as of {settings.as_of} ..."):
         try:
-            materialize_all(settings)
+            result = materialize_all(settings)
         except Exception as exc:
             _stop("run", exc)
     print_run_summary(console, settings)
+    _fail_on_checks(result)
+
+
+def _fail_on_checks(result) -> None:
+    """ERROR checks that failed: one line each, what they held back, exit status 1."""
+    from dagster_project.runner import failed_checks, held_back
+
+    failures = failed_checks(result)
+    if not failures:
+        return
+    for line in failures:
+        console.print(f"[red]check failed:[/red] {line}", soft_wrap=True)
+    held = held_back(result)
+    if held:
+        console.print(f"held back (not built): {', '.join(held)}", soft_wrap=True)
+    _fail(f"{len(failures)} ERROR check(s) failed: see above and docs/operations.md")
 
 
 def _decided_settings(landing: Path | None, warehouse: Path | None) -> config.Settings:
@@ -130,11 +149,13 @@ def _decided_settings(landing: Path | None, warehouse: Path | None) -> config.Se
 
 
 def _materialize(action: str, call) -> None:
+    """Run ``call`` (a materialization): a failed step or ERROR check is one line and exit 1."""
     _show_progress()
     try:
-        call()
+        result = call()
     except Exception as exc:
         _stop(action, exc)
+    _fail_on_checks(result)
 
 
 CsvStyleOpt = Annotated[
@@ -297,17 +318,26 @@ def generate(
 @app.command()
 def report(
     warehouse: WarehouseOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = config.DEFAULT_REPORT,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder of the reports and their index")
+    ] = config.DEFAULT_REPORTS,
+    exploitant: Annotated[
+        str | None, typer.Option(help="Only this exploitant's report (and the index)")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="fr | en")] = config.REPORT_LANG,
 ) -> None:
-    """Write the exploitant report (self-contained HTML; reads the warehouse read-only)."""
-    from pipelines.report import write_report
+    """Write one report per exploitant, each with its own data only, and their index
+    (self-contained HTML, French by default; reads the warehouse read-only)."""
+    from pipelines.report import write_reports
 
     settings = config.Settings.from_env(warehouse=warehouse)
     try:
-        path = write_report(settings.warehouse, out)
-    except (FileNotFoundError, RuntimeError) as exc:
+        index, *pages = write_reports(settings.warehouse, out, lang, exploitant)
+    except (FileNotFoundError, RuntimeError, LookupError, ValueError) as exc:
         _fail(str(exc))
-    console.print(f"Report: [bold]{path.resolve()}[/bold]")
+    for page in pages:
+        console.print(f"Report: {page}", soft_wrap=True)
+    console.print(f"Index:  [bold]{index.resolve()}[/bold]")
 
 
 @app.command()
@@ -417,8 +447,8 @@ def demo(
     else:
         console.print("The ledger already holds issued lines: the demo's billing loop ran before.")
     console.print(f"\nWarehouse: [bold]{settings.warehouse.resolve()}[/bold]")
-    report_file = settings.warehouse.parent / config.REPORT_NAME  # written by the report asset
-    console.print(f"Report:    [bold]{report_file.resolve()}[/bold] (open it in a browser)")
+    index = settings.warehouse.parent / config.REPORT_FOLDER / "index.html"  # the report asset's
+    console.print(f"Reports:   [bold]{index.resolve()}[/bold] (open it in a browser)")
 
 
 def _ledger_is_empty(warehouse: Path) -> bool:

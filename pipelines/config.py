@@ -23,8 +23,17 @@ ENV_AS_OF = "OBSERVANCE_AS_OF"
 ENV_CATALOG_DIR = "OBSERVANCE_CATALOG_DIR"
 DEFAULT_LANDING = Path("data/landing")
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
-REPORT_NAME = "report.html"  # the report asset writes it next to the warehouse
-DEFAULT_REPORT = DEFAULT_WAREHOUSE.parent / REPORT_NAME
+# The report asset writes the exploitants' reports and their index in this folder, next to the
+# warehouse (French by default: REPORT_LANG, env OBSERVANCE_LANG).
+REPORT_FOLDER = "reports"
+DEFAULT_REPORTS = DEFAULT_WAREHOUSE.parent / REPORT_FOLDER
+ENV_LANG = "OBSERVANCE_LANG"
+REPORT_LANG = "fr"
+
+
+def report_lang() -> str:
+    return os.environ.get(ENV_LANG) or REPORT_LANG
+
 
 # R1 — all day-level logic uses the civil date in this time zone.
 LOCAL_TIMEZONE = "Europe/Paris"

@@ -11,14 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pipelines.files import write_bytes, write_table
+from pipelines.files import TEMPLATES, write_bytes, write_table
 from pipelines.warehouse import reader, sql_text
-
-TEMPLATES = Environment(
-    loader=PackageLoader("pipelines", "templates"), autoescape=select_autoescape(["html"])
-)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,16 @@ import os
 from pathlib import Path
 
 import polars as pl
+from jinja2 import Environment, PackageLoader, select_autoescape
 
 CSV_STYLES = ("french", "international")
+# The HTML pages written for people (reports, evidence): pipelines/templates/, escaped.
+TEMPLATES = Environment(
+    loader=PackageLoader("pipelines", "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 FILE_MODE = 0o640  # health data: never world-readable
 BOM = "\ufeff".encode()
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

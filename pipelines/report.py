@@ -1,13 +1,17 @@
-"""The exploitant report: one self-contained HTML file (plotly), read-only on the warehouse.
+"""The exploitant reports: one self-contained HTML file per exploitant, and an index.
 
-It opens in a browser with no server: plotly.js is embedded once, every chart's data is inline.
+Each file holds one exploitant's data only (every query of ``sql/report/`` is filtered on
+``getvariable('exploitant')``), in French by default (``lang="en"`` for English): numbers, money
+and dates through Babel (pipelines/i18n.py), charts through plotly with its French locale, the
+page through a Jinja2 template (``pipelines/templates/``). It opens with no server: plotly.js is
+embedded once, every chart's data is inline. The warehouse is opened read-only.
 """
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
-from datetime import datetime
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -15,39 +19,94 @@ import plotly.io as pio
 import polars as pl
 from plotly.offline import get_plotlyjs
 
-from pipelines.config import UNPAID_AFTER_DAYS
-from pipelines.warehouse import reader, sql_text, table_exists
+from pipelines.config import PERIOD_DAYS, UNPAID_AFTER_DAYS
+from pipelines.files import FILE_MODE, TEMPLATES
+from pipelines.i18n import ALERT_KINDS, ALERT_URGENCY, Formatter, plotly_locale
+from pipelines.warehouse import reader, scalar, sql_text, table_exists
 
-FEBRUARY_NOTE = (
-    "Counts are by date of care (the first day of each billable 30-day period). A 28- or 29-day "
-    "February holds no period start for some patients, so its count dips below its neighbours: "
-    "this is how the file active is counted, not missing data (rules R8). The month of the "
-    "evaluation date is incomplete: the periods that started in it are still open, so they are "
-    "not billable yet."
-)
+INDEX_NAME = "index.html"
+# The list of patients to act on shows at most this many alerts (the most urgent): a national
+# exploitant has tens of thousands, which would make the page too heavy to open.
+ALERT_ROWS_SHOWN = 500
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
 
 
 @dataclass
 class Section:
     title: str
     intro: str
-    figure: go.Figure | None = None
-    table: pl.DataFrame | None = None
+    chart: str | None = None  # the chart's HTML (a div and its script)
+    table: Table | None = None
 
 
-# The alert table lists at most this many open alerts (the newest): a national file active has
-# tens of thousands, which would make the page too heavy to open; the chart counts them all.
-ALERT_ROWS_SHOWN = 500
+@dataclass
+class KeyFigure:
+    label: str
+    value: str
+    detail: str = ""
 
 
-def _frame(con, name: str) -> pl.DataFrame:
-    return con.sql(sql_text(f"report/{name}")).pl()
+@dataclass
+class ExploitantData:
+    """What one exploitant's report shows, read from the warehouse."""
+
+    exploitant: str
+    as_of: date
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    claims: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        return self.frames[name]
+
+
+QUERIES = (
+    "file_active_monthly",
+    "file_active_semester",
+    "revenue_monthly",
+    "completeness",
+    "counting_rules",
+    "billing_status",
+    "rejections",
+    "open_alerts",
+)
+
+
+def exploitants(warehouse: Path) -> list[tuple[str, int]]:
+    """The exploitants of the warehouse, with their patients."""
+    with reader(warehouse) as con:
+        _require_marts(con, warehouse)
+        return con.execute(sql_text("report/exploitants")).fetchall()
+
+
+def _require_marts(con, warehouse: Path) -> None:
+    if not table_exists(con, "marts.file_active_semester"):
+        raise RuntimeError(f"{warehouse} has no file active yet: run `observance run` first")
+
+
+def read_exploitant(warehouse: Path, exploitant: str) -> ExploitantData:
+    with reader(warehouse) as con:
+        _require_marts(con, warehouse)
+        con.execute("SET VARIABLE exploitant = ?", [exploitant])
+        as_of = scalar(con, "SELECT as_of FROM ops.model_state WHERE model = 'patient_periods'")
+        data = ExploitantData(exploitant, as_of or date.today())
+        for name in QUERIES:
+            data.frames[name] = con.sql(sql_text(f"report/{name}")).pl()
+        row = con.execute(sql_text("report/claims_summary")).fetchall()[0]
+        data.claims = dict(zip(("ready", "issued", "paid", "rejected"), row, strict=True))
+    return data
+
+
+# -- charts
 
 
 def _white_template() -> go.layout.Template:
-    """plotly's "plotly_white", cut to what the report's bar and line charts use: each figure
-    copies its template, and the whole one (defaults for every kind of chart) made that copy
-    most of the time spent building the report's figures."""
+    """plotly's "plotly_white", cut to what the report's bar and line charts use (copying the
+    whole template for each figure was most of the time spent building them)."""
     white = pio.templates["plotly_white"]
     unused = {"coloraxis", "colorscale", "geo", "polar", "scene", "ternary"}
     layout = white.layout.to_plotly_json()
@@ -60,307 +119,416 @@ def _white_template() -> go.layout.Template:
 WHITE = _white_template()
 
 
-def _layout(fig: go.Figure, y_title: str) -> go.Figure:
+def _layout(fig: go.Figure, y_title: str, fmt: Formatter) -> go.Figure:
     fig.update_layout(
         template=WHITE,
-        height=460,
+        height=440,
         margin={"l": 60, "r": 20, "t": 30, "b": 50},
         legend={"orientation": "h", "y": -0.2},
         yaxis_title=y_title,
+        separators=", " if fmt.lang == "fr" else ".,",  # decimal mark, then thousands
     )
     return fig
 
 
-def monthly_figure(monthly: pl.DataFrame) -> go.Figure:
+def monthly_figure(monthly: pl.DataFrame, as_of: date, fmt: Formatter) -> go.Figure:
     fig = go.Figure()
-    for (exploitant, level, tier), rows in monthly.group_by(
-        ["exploitant_id", "icd11_level", "tier"], maintain_order=True
-    ):
-        name = f"{exploitant} · {level} ({tier})"
+    for (level, tier), rows in monthly.group_by(["icd11_level", "tier"], maintain_order=True):
+        name = f"{level} ({tier})"
         fig.add_scatter(
             x=rows["month"].to_list(),
             y=rows["billable_patients"].to_list(),
-            name=f"{name} billable",
+            name=fmt.text("series_billable", level=name),
             mode="lines+markers",
         )
         fig.add_scatter(
             x=rows["month"].to_list(),
             y=rows["monitored_patients"].to_list(),
-            name=f"{name} monitored",
+            name=fmt.text("series_monitored", level=name),
             mode="lines",
             line={"dash": "dot"},
         )
-    return _layout(fig, "patients")
+    month = as_of.replace(day=1)
+    fig.add_vrect(
+        x0=month - timedelta(days=15),
+        x1=month + timedelta(days=15),
+        fillcolor="#999",
+        opacity=0.15,
+        line_width=0,
+        annotation_text=fmt.text("provisional"),
+        annotation_position="top left",
+    )
+    return _layout(fig, fmt.text("patients"), fmt)
 
 
-def semester_figure(semesters: pl.DataFrame) -> go.Figure:
+def semester_figure(semesters: pl.DataFrame, fmt: Formatter) -> go.Figure:
     fig = go.Figure()
-    for (exploitant, level), rows in semesters.group_by(
-        ["exploitant_id", "icd11_level"], maintain_order=True
-    ):
+    for (level,), rows in semesters.group_by(["icd11_level"], maintain_order=True):
         fig.add_bar(
             x=rows["semester"].to_list(),
             y=rows["average_file_active"].to_list(),
-            name=f"{exploitant} · {level}",
-            customdata=rows["patients_to_next_tranche"].to_list(),
-            hovertemplate="average %{y:.2f}<br>to next tranche: %{customdata:,.0f}",
+            name=str(level),
         )
     bounds = sorted(
-        {b for b in semesters["tranche_upper"].drop_nulls().to_list()}
+        set(semesters["tranche_upper"].drop_nulls().to_list())
         | {b for b in semesters["tranche_lower"].drop_nulls().to_list() if b > 0}
     )
     top = max(semesters["average_file_active"].max() or 0, 1)
-    for bound in bounds:
-        if bound <= top * 1.5:  # only the bounds near the data, so the bars stay readable
-            fig.add_hline(y=bound, line_dash="dash", annotation_text=f"tranche at {bound:,.0f}")
+    shown = [bound for bound in bounds if bound <= top * 1.5] or bounds[:1]
+    for bound in shown:  # the bounds near the data (and at least the first), so bars stay readable
+        fig.add_hline(
+            y=bound,
+            line_dash="dash",
+            annotation_text=fmt.text("tranche_bound", bound=fmt.integer(bound)),
+        )
     fig.update_layout(barmode="group")
-    return _layout(fig, "average monthly file active")
+    return _layout(fig, fmt.text("average_file_active"), fmt)
 
 
-def revenue_figure(revenue: pl.DataFrame) -> go.Figure:
+def revenue_figure(revenue: pl.DataFrame, fmt: Formatter) -> go.Figure:
     fig = go.Figure()
-    for (exploitant, level), rows in revenue.group_by(
-        ["exploitant_id", "icd11_level"], maintain_order=True
-    ):
+    for (level,), rows in revenue.group_by(["icd11_level"], maintain_order=True):
         fig.add_bar(
-            x=rows["month"].to_list(),
-            y=rows["revenue"].fill_null(0).to_list(),
-            name=f"{exploitant} · {level}",
-            customdata=rows["technique_amount"].to_list(),
-            hovertemplate="%{y:,.2f} €<br>per patient: %{customdata} €",
+            x=rows["month"].to_list(), y=rows["revenue"].fill_null(0).to_list(), name=str(level)
         )
     fig.update_layout(barmode="stack")
-    return _layout(fig, "forfait technique, € per month")
+    return _layout(fig, fmt.text("eur_per_month"), fmt)
 
 
-def completeness_figure(completeness: pl.DataFrame) -> go.Figure:
+def completeness_figure(completeness: pl.DataFrame, fmt: Formatter) -> go.Figure:
     fig = go.Figure()
     for (activity,), rows in completeness.group_by(["activity_code"], maintain_order=True):
         fig.add_bar(
-            x=rows["completeness_bin"].to_list(),
-            y=rows["periods"].to_list(),
-            name=activity,
-            hovertemplate="from %{x:.1%}: %{y} periods",
+            x=rows["completeness_bin"].to_list(), y=rows["periods"].to_list(), name=activity
         )
-    fig.add_vline(x=0.5, line_dash="dash", annotation_text="50 %")
-    fig.update_layout(
-        barmode="group", xaxis_title="completeness of closed periods", xaxis_tickformat=".0%"
+    fig.add_vline(x=0.5, line_dash="dash", annotation_text=fmt.percent(0.5))
+    fig.update_layout(barmode="group", xaxis_tickformat=".0%")
+    return _layout(fig, fmt.text("periods"), fmt)
+
+
+def _chart(fig: go.Figure, number: int, fmt: Formatter) -> str:
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"chart-{number}",
+        config={"locale": fmt.lang, "displaylogo": False, "responsive": True},
     )
-    return _layout(fig, "periods")
 
 
-def decisions_figure(decisions: pl.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    for (decision,), rows in decisions.group_by(["decision"], maintain_order=True):
-        fig.add_bar(
-            x=rows["activity_code"].to_list(),
-            y=rows["share"].to_list(),
-            name=decision,
-            customdata=rows["periods"].to_list(),
-            hovertemplate="%{y:.1%} (%{customdata} periods)",
-        )
-    fig.update_layout(barmode="stack", yaxis_tickformat=".0%")
-    return _layout(fig, "share of periods")
+# -- the first screen
 
 
-def billing_figure(billing: pl.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    for (payee,), rows in billing.group_by(["payee"], maintain_order=True):
-        if payee == "waiting_for_tariff":
-            fig.add_scatter(
-                x=rows["month"].to_list(),
-                y=rows["lines"].to_list(),
-                name="periods waiting for a tariff",
-                mode="markers",
-                yaxis="y2",
-            )
-        else:
-            fig.add_bar(x=rows["month"].to_list(), y=rows["amount"].to_list(), name=payee)
-    fig.update_layout(
-        barmode="group",
-        yaxis2={"title": "periods waiting", "overlaying": "y", "side": "right"},
-    )
-    return _layout(fig, "€ by month of care")
+def last_final_month(as_of: date) -> date:
+    """The last month whose periods have all closed by ``as_of``: a period starting on its last
+    day ends PERIOD_DAYS later (R2), so later months still grow (R8 counts by date of care)."""
+    month = as_of.replace(day=1)
+    while True:
+        month = (month - timedelta(days=1)).replace(day=1)
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        if next_month - timedelta(days=1) + timedelta(days=PERIOD_DAYS) <= as_of:
+            return month
 
 
-def alerts_figure(alerts: pl.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    counts = alerts.group_by(["operator_id", "kind"]).len().sort(["operator_id", "kind"])
-    for (kind,), rows in counts.group_by(["kind"], maintain_order=True):
-        fig.add_bar(x=rows["operator_id"].to_list(), y=rows["len"].to_list(), name=kind)
-    fig.update_layout(barmode="stack")
-    return _layout(fig, "open alerts")
-
-
-def build_sections(warehouse: Path) -> list[Section]:
-    with reader(warehouse) as con:
-        if not table_exists(con, "marts.file_active_semester"):
-            raise RuntimeError(f"{warehouse} has no file active yet: run `observance run` first")
-        monthly = _frame(con, "file_active_monthly")
-        semesters = _frame(con, "file_active_semester")
-        revenue = _frame(con, "revenue_monthly")
-        completeness = _frame(con, "completeness")
-        decisions = _frame(con, "block_reasons")
-        billing = _frame(con, "billing_monthly")
-        alerts = _frame(con, "open_alerts")
-        rules = _frame(con, "counting_rules")
-        loop = _frame(con, "billing_status")
-        rejections = _frame(con, "rejections")
-    assumed = rules.filter(pl.col("status") == "ASSUMPTION")["periods"].sum()
-    held = int(billing.filter(pl.col("payee") == "waiting_for_tariff")["lines"].sum() or 0)
-    table = semesters.select(
-        "exploitant_id",
-        "icd11_level",
-        "technique_code",
-        "semester",
-        "is_complete",
-        pl.col("average_file_active").round(2),
-        "applies_to_semester",
-        "technique_amount",
-        pl.col("patients_to_next_tranche").round(2),
-        "schedule_note",
-    )
-    return [
-        Section(
-            "Monthly file active by ICD-11 level",
-            "Billable patients (solid) set the tariff; monitored patients (dotted) are those with "
-            "an enrollment active on at least one day of the month. " + FEBRUARY_NOTE,
-            monthly_figure(monthly),
-        ),
-        Section(
-            "Semester averages and tranches",
-            "Average of the six monthly billable counts of each reference semester (April–"
-            "September, October–March); it sets the per-patient amount of the next semester. "
-            "Dashed lines are the tranche bounds near your file active.",
-            semester_figure(semesters),
-            table,
-        ),
-        Section(
-            "Forfait technique: monthly revenue",
-            "Billable patients of the month times the per-patient amount in force that month. "
-            "Months without a known tariff (schedule gap, unknown activity tariff) count as 0.",
-            revenue_figure(revenue),
-        ),
-        Section(
-            "Completeness of closed periods",
-            "Valid units over expected units per 30-day period, as each line's counting rule "
-            "defines them (next section); under 50 % blocks the next period, 0 blocks the "
-            "period itself.",
-            completeness_figure(completeness),
-        ),
-        Section(
-            "What counts as data: the counting rules (R3)",
-            "Per line and monitoring profile: the measure types that count, how many readings "
-            "a day needs, how many units a period expects. CONFIRMED rules are read in the "
-            "arrêté or referential; ASSUMPTION rules are product decisions where the text could "
-            f"not be read: {assumed} of {rules['periods'].sum()} periods rest on one.",
-            None,
-            rules,
-        ),
-        Section(
-            "Decisions per activity",
-            "Share of periods billable or blocked, by the first block reason that applies (R5).",
-            decisions_figure(decisions),
-        ),
-        Section(
-            "Billing lines",
-            "Operator and exploitant lines by month of care (R10). Billable periods whose "
-            f"forfait-technique amount is unknown wait, both lines held: {held} periods "
-            "(marts.billing_held).",
-            billing_figure(billing),
-        ),
-        Section(
-            "The billing loop: issued, paid, rejected, corrections",
-            "Per month of care and payee (R11, R12): lines ready to issue, lines issued "
-            "(`observance issue`) and the payer's answers (`observance reconcile`), lines "
-            f"without an answer after {UNPAID_AFTER_DAYS} days (overdue), and the corrections "
-            "that later facts (a death recorded after billing, a changed amount, a rejection) "
-            "require, issued by the next `observance issue`.",
-            None,
-            loop,
-        ),
-        Section(
-            "Rejected lines by reason",
-            f"{rejections['lines'].sum() if rejections.height else 0} rejected lines; each one "
-            "still due is re-issued by the next `observance issue` (a re-issue refers to it).",
-            None,
-            rejections,
-        ),
-        Section(
-            "Open alerts per operator",
-            "Interruptions, periods at risk, reinforcement and stop recommendations, expiring "
-            f"prescriptions: {alerts.height} open alerts"
-            + (
-                f"; the table lists the {ALERT_ROWS_SHOWN} newest, every one is in marts.alerts "
-                "(notebook 03_patient_drilldown, or any read-only DuckDB client)."
-                if alerts.height > ALERT_ROWS_SHOWN
-                else "."
+def key_figures(data: ExploitantData, fmt: Formatter) -> list[KeyFigure]:
+    """The few figures an exploitant acts on, per ICD-11 level then for the whole file."""
+    figures: list[KeyFigure] = []
+    monthly, semesters = data["file_active_monthly"], data["file_active_semester"]
+    last = last_final_month(data.as_of)
+    running = data.as_of.replace(day=1)  # its periods are still open: provisional
+    for (level,), rows in semesters.group_by(["icd11_level"], maintain_order=True):
+        open_semester = rows.filter(~pl.col("is_complete")).tail(1)
+        row = (rows.tail(1) if open_semester.is_empty() else open_semester).row(0, named=True)
+        of_level = monthly.filter(pl.col("icd11_level") == level)
+        this_month = of_level.filter(pl.col("month") == last)["billable_patients"].sum()
+        provisional = of_level.filter(pl.col("month") == running)["billable_patients"].sum()
+        amount = row["technique_amount"]
+        tier = f"{fmt.text('level')} {level}"
+        figures += [
+            KeyFigure(
+                fmt.text("file_active_month", month=fmt.month(last)),
+                fmt.integer(this_month),
+                f"{tier} · "
+                + fmt.text(
+                    "file_active_running",
+                    month=fmt.month(running),
+                    count=fmt.integer(provisional),
+                ),
             ),
-            alerts_figure(alerts) if alerts.height else None,
-            alerts.top_k(ALERT_ROWS_SHOWN, by="first_seen")
-            .sort("operator_id", "kind", "enrollment_id")
-            .select(
-                "operator_id",
-                "kind",
-                "audience",
-                "enrollment_id",
-                "first_seen",
-                "message_fr",
-                "message_en",
+            KeyFigure(
+                fmt.text("semester_average", semester=row["semester"]),
+                fmt.number(row["average_file_active"], 1),
+                tier,
+            ),
+            KeyFigure(
+                fmt.text("to_next_tranche"),
+                fmt.number(row["patients_to_next_tranche"], 1)
+                if row["patients_to_next_tranche"] is not None
+                else fmt.text("top_tranche"),
+                tier,
+            ),
+            KeyFigure(
+                fmt.text("projected_amount"),
+                fmt.money(amount) if amount is not None else fmt.text("no_tariff"),
+                f"{tier} · {row['applies_to_semester']}",
+            ),
+            KeyFigure(
+                fmt.text("projected_revenue"),
+                fmt.money(this_month * amount) if amount is not None else fmt.text("no_tariff"),
+                tier,
+            ),
+        ]
+    alerts = data["open_alerts"]
+    for key, kind in (
+        ("at_risk", "period_at_risk"),
+        ("to_reinforce", "reinforce_recommended"),
+        ("to_stop", "stop_required"),
+    ):
+        count = alerts.filter(pl.col("kind") == kind)["enrollment_id"].n_unique()
+        figures.append(KeyFigure(fmt.text(key), fmt.integer(count)))
+    claims = {name: fmt.integer(value) for name, value in data.claims.items()}
+    figures.append(
+        KeyFigure(fmt.text("claims"), claims["issued"], fmt.text("claims_detail", **claims))
+    )
+    return figures
+
+
+def patients_to_act_on(alerts: pl.DataFrame, fmt: Formatter) -> Table:
+    """Open alerts, most urgent kind first, then the oldest."""
+    urgency = {kind: rank for rank, kind in enumerate(ALERT_URGENCY)}
+    ranked = (
+        alerts.with_columns(
+            urgency=pl.col("kind").replace_strict(
+                urgency, default=len(urgency), return_dtype=pl.Int32
+            )
+        )
+        .sort("urgency", "first_seen", "patient_id")
+        .head(ALERT_ROWS_SHOWN)
+    )
+    message = "message_fr" if fmt.lang == "fr" else "message_en"
+    headers = {
+        "fr": ["Patient", "Inscription", "Opérateur", "Alerte", "Depuis le", "Détail"],
+        "en": ["Patient", "Enrollment", "Operator", "Alert", "Since", "Detail"],
+    }[fmt.lang]
+    rows = [
+        [
+            row["patient_id"],
+            row["enrollment_id"],
+            row["operator_id"],
+            ALERT_KINDS.get(row["kind"], {}).get(fmt.lang, row["kind"]),
+            fmt.day(row["first_seen"]),
+            row[message],
+        ]
+        for row in ranked.iter_rows(named=True)
+    ]
+    return Table(headers, rows)
+
+
+# -- tables
+
+
+def _table(frame: pl.DataFrame, columns: dict[str, tuple[str, str]], fmt: Formatter) -> Table:
+    """``columns``: name -> (French header, English header); values formatted by type."""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, bool):
+            return fmt.yes_no(value)
+        if isinstance(value, datetime):
+            return fmt.moment(value)
+        if isinstance(value, date):
+            return fmt.day(value)
+        if isinstance(value, int):
+            return fmt.integer(value)
+        if isinstance(value, float):
+            return fmt.number(value, 2)
+        return str(value)
+
+    index = 0 if fmt.lang == "fr" else 1
+    return Table(
+        [names[index] for names in columns.values()],
+        [
+            [cell(row[name]) for name in columns]
+            for row in frame.select(list(columns)).iter_rows(named=True)
+        ],
+    )
+
+
+SEMESTER_COLUMNS = {
+    "icd11_level": ("Niveau CIM-11", "ICD-11 level"),
+    "semester": ("Semestre", "Semester"),
+    "is_complete": ("Complet", "Complete"),
+    "average_file_active": ("File active moyenne", "Average file active"),
+    "patients_to_next_tranche": ("Jusqu'à la tranche suivante", "To the next tranche"),
+    "applies_to_semester": ("S'applique au semestre", "Applies to semester"),
+    "technique_amount": ("Forfait par patient (€)", "Per patient (€)"),
+    "schedule_note": ("Note", "Note"),
+}
+RULE_COLUMNS = {
+    "activity_code": ("Ligne", "Line"),
+    "profile": ("Profil", "Profile"),
+    "counted_measure_types": ("Mesures comptées", "Counted measures"),
+    "min_per_day": ("Par jour", "Per day"),
+    "expected_per_period": ("Attendues par période", "Expected per period"),
+    "status": ("Statut", "Status"),
+    "periods": ("Périodes", "Periods"),
+    "source": ("Source", "Source"),
+}
+BILLING_COLUMNS = {
+    "month": ("Mois de soins", "Month of care"),
+    "payee": ("Bénéficiaire", "Payee"),
+    "ready_lines": ("Prêtes", "Ready"),
+    "issued_lines": ("Émises", "Issued"),
+    "issued_eur": ("Montant émis (€)", "Issued (€)"),
+    "paid": ("Payées", "Paid"),
+    "partially_paid": ("Payées en partie", "Partly paid"),
+    "rejected": ("Rejetées", "Rejected"),
+    "overdue": ("Sans réponse", "Overdue"),
+    "paid_eur": ("Montant payé (€)", "Paid (€)"),
+    "corrections_pending": ("Corrections à émettre", "Corrections to issue"),
+}
+REJECTION_COLUMNS = {
+    "payee": ("Bénéficiaire", "Payee"),
+    "rejection_code": ("Motif", "Code"),
+    "rejection_label": ("Libellé", "Label"),
+    "lines": ("Lignes", "Lines"),
+    "amount_eur": ("Montant", "Amount"),
+}
+RULE_STATUS = {"fr": {"CONFIRMED": "CONFIRMÉE", "ASSUMPTION": "HYPOTHÈSE"}, "en": {}}
+
+
+def build_sections(data: ExploitantData, fmt: Formatter) -> list[Section]:
+    rules = data["counting_rules"].with_columns(pl.col("status").replace(RULE_STATUS[fmt.lang]))
+    assumed = data["counting_rules"].filter(pl.col("status") == "ASSUMPTION")["periods"].sum()
+    billing = data["billing_status"].with_columns(
+        pl.col("issued_eur")
+        .cast(pl.Decimal(12, 2))
+        .map_elements(fmt.money, return_dtype=pl.String),
+        pl.col("paid_eur").cast(pl.Decimal(12, 2)).map_elements(fmt.money, return_dtype=pl.String),
+        pl.col("month").map_elements(fmt.month, return_dtype=pl.String),
+    )
+    semesters = data["file_active_semester"]
+    sections = [
+        Section(
+            fmt.text("monthly_title"),
+            fmt.text("monthly_intro"),
+            _chart(monthly_figure(data["file_active_monthly"], data.as_of, fmt), 1, fmt),
+        ),
+        Section(
+            fmt.text("semester_title"),
+            fmt.text("semester_intro"),
+            _chart(semester_figure(semesters, fmt), 2, fmt),
+            _table(semesters, SEMESTER_COLUMNS, fmt),
+        ),
+        Section(
+            fmt.text("revenue_title"),
+            fmt.text("revenue_intro"),
+            _chart(revenue_figure(data["revenue_monthly"], fmt), 3, fmt),
+        ),
+        Section(
+            fmt.text("completeness_title"),
+            fmt.text("completeness_intro"),
+            _chart(completeness_figure(data["completeness"], fmt), 4, fmt),
+        ),
+        Section(
+            fmt.text("rules_title"),
+            fmt.text(
+                "rules_intro",
+                assumed=fmt.integer(assumed),
+                total=fmt.integer(rules["periods"].sum()),
+            ),
+            table=_table(rules, RULE_COLUMNS, fmt),
+        ),
+        Section(
+            fmt.text("billing_title"),
+            fmt.text("billing_intro", days=UNPAID_AFTER_DAYS),
+            table=_table(billing, BILLING_COLUMNS, fmt),
+        ),
+        Section(
+            fmt.text("rejections_title"),
+            fmt.text("rejections_intro", lines=fmt.integer(data["rejections"]["lines"].sum())),
+            table=_table(
+                data["rejections"].with_columns(
+                    pl.col("amount_eur")
+                    .cast(pl.Decimal(12, 2))
+                    .map_elements(fmt.money, return_dtype=pl.String)
+                ),
+                REJECTION_COLUMNS,
+                fmt,
             ),
         ),
     ]
+    return sections
 
 
-def _table_html(frame: pl.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{'' if v is None else html.escape(str(v))}</td>" for v in row)
-        + "</tr>"
-        for row in frame.iter_rows()
+# -- pages
+
+
+def file_name(exploitant: str) -> str:
+    """The report file of an exploitant: its id, with anything but letters, digits, ``-``, ``_``
+    and ``.`` replaced (ids are printable, but may hold ``/``)."""
+    return "exploitant-" + re.sub(r"[^A-Za-z0-9._-]", "_", exploitant) + ".html"
+
+
+def render_exploitant(warehouse: Path, exploitant: str, lang: str = "fr") -> str:
+    fmt = Formatter(lang)
+    data = read_exploitant(warehouse, exploitant)
+    alerts = data["open_alerts"]
+    act = patients_to_act_on(alerts, fmt)
+    return TEMPLATES.get_template("exploitant_report.html.j2").render(
+        lang=lang,
+        title=fmt.text("title", exploitant=exploitant),
+        generated=fmt.text(
+            "generated",
+            as_of=fmt.day(data.as_of),
+            moment=fmt.moment(datetime.now().astimezone()),
+            who=exploitant,
+        ),
+        key_title=fmt.text("key_figures"),
+        key_figures=key_figures(data, fmt),
+        act_title=fmt.text("act_now"),
+        act_intro=fmt.text(
+            "act_now_intro", shown=fmt.integer(len(act.rows)), total=fmt.integer(alerts.height)
+        ),
+        act=act,
+        no_alert=fmt.text("no_alert"),
+        sections=build_sections(data, fmt),
+        plotly_js=get_plotlyjs(),
+        plotly_locale=plotly_locale(lang),
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.5rem; }
-p.intro { color: #444; max-width: 70rem; }
-table { border-collapse: collapse; font-size: 0.85rem; margin-top: 1rem; }
-th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; }
-th { background: #f3f3f3; }
-"""
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(FILE_MODE)
+    return path
 
 
-def write_report(warehouse: Path, out: Path) -> Path:
-    """Write the report to ``out`` and return its path."""
-    sections = build_sections(warehouse)
-    parts = []
-    for number, section in enumerate(sections, start=1):
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        parts.append(f'<p class="intro">{html.escape(section.intro)}</p>')
-        if section.figure is not None:
-            parts.append(
-                section.figure.to_html(
-                    full_html=False, include_plotlyjs=False, div_id=f"chart-{number}"
-                )
-            )
-        if section.table is not None:
-            parts.append(_table_html(section.table))
-    generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Télésurveillance — exploitant report</title>
-<style>{STYLE}</style>
-<script>{get_plotlyjs()}</script>
-</head><body>
-<h1>Télésurveillance — exploitant report</h1>
-<p class="intro">Warehouse {html.escape(str(warehouse))}, generated {generated}. Pseudonymous
-data only.</p>
-{"".join(parts)}
-</body></html>
-"""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
+def write_report(warehouse: Path, out: Path, exploitant: str, lang: str = "fr") -> Path:
+    """One exploitant's report, written to ``out``."""
+    return _write(out, render_exploitant(warehouse, exploitant, lang))
+
+
+def write_reports(
+    warehouse: Path, folder: Path, lang: str = "fr", only: str | None = None
+) -> list[Path]:
+    """Every exploitant's report (or ``only`` one) in ``folder``, and the index; returns the
+    index first, then the reports."""
+    fmt = Formatter(lang)
+    listed = exploitants(warehouse)
+    if only is not None:
+        listed = [(exploitant, n) for exploitant, n in listed if exploitant == only]
+        if not listed:
+            raise LookupError(f"no exploitant {only!r} in {warehouse}")
+    pages = [write_report(warehouse, folder / file_name(e), e, lang) for e, _ in listed]
+    index = TEMPLATES.get_template("index.html.j2").render(
+        lang=lang,
+        title=fmt.text("index_title"),
+        intro=fmt.text("index_intro"),
+        entries=[
+            (exploitant, file_name(exploitant), fmt.text("patients_count", n=fmt.integer(n)))
+            for exploitant, n in listed
+        ],
+    )
+    return [_write(folder / INDEX_NAME, index), *pages]

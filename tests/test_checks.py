@@ -131,3 +131,43 @@ def test_landing_freshness_warns_after_a_day(ok):
     outcome = checks.landing_freshness(ok, now=later)
     assert not outcome.passed and outcome.severity == "WARN"
     assert outcome.metadata["hours_since_last_file"] >= 30
+
+
+def test_a_failed_error_check_fails_the_run_and_holds_billing_back(tmp_path):
+    """46 % of a delivery quarantined: `observance run` says which check failed and what it held
+    back (nothing downstream of the transmissions is built on it), and exits 1. The next run,
+    with nothing new to judge, builds them and exits 0."""
+    from tests.test_ledger import cli
+
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_rows(landing / "enrollments" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
+    write_rows(
+        landing / "prescriptions" / "p.csv", [prescription("R1", "E1", "2025-01-01", "2025-12-31")]
+    )
+    rows = [tx("P1", f"2025-01-{d:02d} 10:00") for d in range(1, 29)]
+    rows += [{**tx("P1", "2025-02-01 10:00"), "measured_at": "2025-02-01T10:00"}] * 24
+    write_rows(landing / "transmissions" / "t.jsonl", rows)
+    args = ("run", "--landing", str(landing), "--warehouse", str(warehouse), "--as-of")
+
+    failed = cli(*args, "2025-06-01")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    text = " ".join(failed.stdout.split())
+    assert "check failed: raw/transmissions quarantine_share: 46.15% of 52 rows" in text
+    assert "held back (not built):" in text and "marts/billing_lines" in text
+    assert "1 ERROR check(s) failed" in text and "Traceback" not in failed.stdout + failed.stderr
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        built = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "billing_lines" not in built and "patient_periods" not in built
+
+    again = cli(*args, "2025-06-01")
+    assert again.returncode == 0, again.stdout + again.stderr
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        periods = con.execute("SELECT count(*) FROM marts.patient_periods").fetchall()[0][0]
+    assert periods > 0
+
+
+def test_the_quarantine_share_of_one_run(clean, broken):
+    since = datetime.now(UTC)
+    assert checks.quarantine_share(broken, "transmissions", since=since).metadata["rows_read"] == 0
+    everything = checks.quarantine_share(broken, "transmissions")
+    assert everything.metadata["rows_read"] == 13

@@ -111,7 +111,7 @@ def test_full_materialization_on_a_dagster_instance(landing, tmp_path):
             dg.AssetKey(["marts", "patient_periods"])
         ).asset_materialization.metadata
         assert periods["billable_periods"].value == 1  # P1 sufficient; P2 no data
-    assert (tmp_path / "report.html").exists()
+    assert (tmp_path / "reports" / "index.html").exists()
     assert query(warehouse, "SELECT count(*) AS n FROM marts.patient_periods")["n"][0] == 2
 
 

@@ -145,6 +145,8 @@ def test_the_demo_runs_the_billing_loop(demo_warehouse, tmp_path):
         query(warehouse, "SELECT count(*) AS n FROM ops.quarantine WHERE kind = 'payments'")["n"][0]
         == 0
     )
-    page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "The billing loop" in page and "Rejected lines by reason" in page
+    pages = sorted((tmp_path / "reports").glob("exploitant-*.html"))
+    texts = [page.read_text(encoding="utf-8") for page in pages]
+    assert pages and all("Facturation : émis, payé, rejeté" in text for text in texts)
+    assert any("Lignes rejetées par motif" in t and "Rejetées</th>" in t for t in texts)
     assert len(list((tmp_path / "billing").glob("*.csv"))) == 5  # 4 batches, the answers

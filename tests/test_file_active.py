@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import date, timedelta
 from decimal import Decimal
 
 import polars as pl
 import pytest
 
-from pipelines.report import write_report
 from tests.helpers import enrollment, prescription, query, run, tx, write_rows
 
 AS_OF = "2025-12-01"
@@ -149,37 +146,3 @@ def test_file_active_is_never_negative_and_matches_periods(warehouse):
         """,
     )
     assert check["n"][0] == 0
-
-
-def test_report_renders_every_chart_with_data(warehouse, tmp_path):
-    out = write_report(warehouse, tmp_path / "report.html")
-    page = out.read_text(encoding="utf-8")
-    assert "<script src" not in page  # self-contained: plotly.js is inline
-    decoder = json.JSONDecoder()
-    charts = re.findall(r'Plotly\.newPlot\(\s*"(chart-\d+)",\s*', page)
-    assert len(charts) == 7
-    for match in re.finditer(r'Plotly\.newPlot\(\s*"chart-\d+",\s*', page):
-        traces, _ = decoder.raw_decode(page, match.end())
-        assert traces, "a chart without traces"
-        for trace in traces:
-            values = trace.get("y", trace.get("x"))
-            assert values, f"a trace without data: {trace.get('name')}"
-    assert "February" in page  # the dip is explained where users see it
-    assert "no forfait-technique tariff" in page
-    assert "Open alerts per operator" in page
-    # the counting rules the figures rest on, with their status and source (rules.md R3)
-    rules = page[page.index("What counts as data") :]
-    assert "ASSUMPTION" in rules and "CONFIRMED" in rules
-    assert "arrêté 22/06/2023 (IC)" in rules and "periods rest on one" in rules
-
-
-def test_report_lists_only_the_newest_alerts_and_says_so(warehouse, tmp_path, monkeypatch):
-    import pipelines.report as report
-
-    monkeypatch.setattr(report, "ALERT_ROWS_SHOWN", 2)
-    open_alerts = query(warehouse, "SELECT first_seen FROM marts.alerts WHERE status = 'open'")
-    assert open_alerts.height > 2
-    page = write_report(warehouse, tmp_path / "report.html").read_text(encoding="utf-8")
-    table = page[page.index("Open alerts per operator") :]
-    assert table.count("<tr><td>") == 2
-    assert f"{open_alerts.height} open alerts; the table lists the 2 newest" in table

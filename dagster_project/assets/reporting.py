@@ -1,16 +1,16 @@
-"""Group ``reporting``: the exploitant report, written next to the warehouse."""
+"""Group ``reporting``: the exploitants' reports and their index, next to the warehouse."""
 
 from pathlib import Path
 
 import dagster as dg
 
 from dagster_project.resources import WarehouseResource
-from pipelines.config import REPORT_NAME
-from pipelines.report import write_report
+from pipelines.config import REPORT_FOLDER, report_lang
+from pipelines.report import write_reports
 
 
-def report_path(warehouse: str) -> Path:
-    return Path(warehouse).parent / REPORT_NAME
+def report_folder(warehouse: str) -> Path:
+    return Path(warehouse).parent / REPORT_FOLDER
 
 
 @dg.asset(
@@ -22,13 +22,20 @@ def report_path(warehouse: str) -> Path:
         dg.AssetKey(["marts", "alerts"]),
     ],
     kinds={"html", "plotly"},
-    description="Self-contained HTML report for exploitants (reads the warehouse read-only).",
+    description="One self-contained HTML report per exploitant (its own data only), in French "
+    "by default, and their index (reads the warehouse read-only).",
 )
 def exploitant_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
     warehouse.release()  # the report opens the file read-only
-    path = write_report(Path(warehouse.path), report_path(warehouse.path))
+    index, *pages = write_reports(
+        Path(warehouse.path), report_folder(warehouse.path), report_lang()
+    )
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path.resolve())), "bytes": path.stat().st_size}
+        metadata={
+            "index": dg.MetadataValue.path(str(index.resolve())),
+            "reports": len(pages),
+            "bytes": sum(page.stat().st_size for page in pages),
+        }
     )
 
 

@@ -10,18 +10,20 @@ WITH issued AS (
         count(*) FILTER (WHERE status = 'unpaid_overdue') AS overdue,
         coalesce(sum(paid_amount), 0) AS paid_amount
     FROM marts.claim_status
+    WHERE exploitant_id = getvariable('exploitant')
     GROUP BY ALL
 ),
 pending AS (
     SELECT CAST(date_trunc('month', date_of_care) AS DATE) AS month, payee,
         count(*) AS corrections_pending, sum(amount) AS corrections_amount
     FROM marts.billing_corrections
+    WHERE exploitant_id = getvariable('exploitant')
     GROUP BY ALL
 ),
 ready AS (
     SELECT CAST(date_trunc('month', date_of_care) AS DATE) AS month, payee,
         count(*) AS ready_lines
-    FROM marts.billing_lines WHERE line_status = 'ready'
+    FROM marts.billing_lines WHERE line_status = 'ready' AND exploitant_id = getvariable('exploitant')
     GROUP BY ALL
 )
 SELECT month, payee,

@@ -3,6 +3,6 @@
 SELECT activity_code, least(floor(completeness * 8), 8) / 8 AS completeness_bin,
     count(*) AS periods
 FROM marts.patient_periods
-WHERE is_closed
+WHERE is_closed AND exploitant_id = getvariable('exploitant')
 GROUP BY ALL
 ORDER BY activity_code, completeness_bin;

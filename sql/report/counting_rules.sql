@@ -9,7 +9,8 @@ SELECT r.activity_code, coalesce(nullif(r.monitoring_profile, ''), '(none sent)'
         AS expected_per_period,
     r.status, count(p.enrollment_id) AS periods, r.source
 FROM ref.counting_rules r
-LEFT JOIN marts.patient_periods p
+JOIN marts.patient_periods p
   ON p.activity_code = r.activity_code AND coalesce(p.counting_profile, '') = r.monitoring_profile
+ WHERE p.exploitant_id = getvariable('exploitant')
 GROUP BY ALL
 ORDER BY r.activity_code, profile;

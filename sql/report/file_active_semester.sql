@@ -6,4 +6,5 @@ SELECT semester, applies_to_semester, exploitant_id, icd11_level, tier,
     CAST(patients_to_next_tranche AS DOUBLE) AS patients_to_next_tranche,
     CAST(technique_amount AS DOUBLE) AS technique_amount, schedule_note
 FROM marts.file_active_semester
+WHERE exploitant_id = getvariable('exploitant')
 ORDER BY exploitant_id, icd11_level, semester;

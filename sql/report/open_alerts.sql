@@ -2,5 +2,5 @@
 SELECT operator_id, kind, audience, exploitant_id, enrollment_id, patient_id, first_seen,
     message_fr, message_en
 FROM marts.alerts
-WHERE status = 'open'
+WHERE status = 'open' AND exploitant_id = getvariable('exploitant')
 ORDER BY operator_id, kind, enrollment_id;

@@ -9,5 +9,6 @@ LEFT JOIN marts.file_active_semester s
  AND s.technique_code IS NOT DISTINCT FROM m.technique_code
  AND s.icd11_level = m.icd11_level AND s.tier = m.tier
  AND m.month BETWEEN s.applies_from AND s.applies_until
-WHERE m.billable_patients > 0 OR s.technique_amount IS NOT NULL
+WHERE m.exploitant_id = getvariable('exploitant')
+  AND (m.billable_patients > 0 OR s.technique_amount IS NOT NULL)
 ORDER BY m.exploitant_id, m.icd11_level, m.month;
