@@ -51,7 +51,7 @@ bench: install  ## benchmark B1 at national scale (long: see docs/performance.md
 	$(RUN) observance bench
 
 notebooks: install  ## Jupyter Lab on the analyst notebooks (read-only on the warehouse)
-	$(RUN) jupyter lab notebooks/
+	$(UV) run --frozen --group notebooks jupyter lab notebooks/
 
 clean:
 	rm -rf data .dagster_home .pytest_cache .ruff_cache

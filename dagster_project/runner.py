@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from dagster_project.checks import asset_checks
@@ -16,10 +18,16 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def new_instance() -> dg.DagsterInstance:
-    """The Dagster instance of in-process runs: ephemeral, in memory. Creating the first one in a
-    process takes 0.5-0.8 s (it imports its SQL storage), so a process that times its runs (the
-    benchmark) creates it at start-up and passes it to each run. Telemetry is off (the nightly
-    deployment's instance says so in deploy/dagster.yaml)."""
+    """The Dagster instance of in-process runs.
+
+    With ``DAGSTER_HOME`` set (as `make dev` and production set it), the instance there: the CLI's
+    runs are recorded in the same run history as the schedule's, and the UI shows them. Without,
+    an ephemeral one in memory (tests, the benchmark). Creating the first one in a process takes
+    0.5-0.8 s (it imports its SQL storage), so a process that times its runs (the benchmark)
+    creates it at start-up and passes it to each run. Telemetry is off either way
+    (deploy/dagster.yaml says so for the persistent instance)."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral(settings={"telemetry": {"enabled": False}})
 
 

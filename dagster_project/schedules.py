@@ -31,7 +31,9 @@ nightly_schedule = dg.ScheduleDefinition(
     job=nightly_job,
     cron_schedule="0 2 * * *",
     execution_timezone="Europe/Paris",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=dg.DefaultScheduleStatus.RUNNING
+    if config.automation_on()
+    else dg.DefaultScheduleStatus.STOPPED,
     description="Every night at 02:00 Europe/Paris; as_of is that night's Paris date.",
 )
 
@@ -52,7 +54,9 @@ def newest_change_ns(landing: LandingResource) -> tuple[int, int]:
 @dg.sensor(
     job=ingest_job,
     minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=dg.DefaultSensorStatus.RUNNING
+    if config.automation_on()
+    else dg.DefaultSensorStatus.STOPPED,
     description="Starts an ingestion run when files newer than the cursor land.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):

@@ -24,10 +24,15 @@ ROOT = repo_root()
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import plotly.io as pio  # noqa: E402
 import polars as pl  # noqa: E402
 
 from pipelines.config import DEFAULT_WAREHOUSE, ENV_WAREHOUSE  # noqa: E402
 from pipelines.warehouse import reader  # noqa: E402
+
+# Figures render in JupyterLab (the mimetype) and survive `jupyter nbconvert --to html` (the
+# notebook renderer puts plotly.js in the page once, and each figure as HTML and script).
+pio.renderers.default = "plotly_mimetype+notebook"
 
 
 def warehouse_path() -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +18,10 @@ from pipelines.bench import BENCH_CGM_SHARE
 from pipelines.generate import DEFAULT_CGM_SHARE
 from pipelines.warehouse import WarehouseBusy
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# pretty_exceptions_show_locals=False: a traceback never prints the values of a patient
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
+)
 console = Console()
 
 LandingOpt = Annotated[
@@ -343,9 +346,15 @@ def report(
 @app.command()
 def export(
     payee: Annotated[str, typer.Option(help="operator | exploitant")],
-    date_from: Annotated[str, typer.Option("--from", help="First date of care, YYYY-MM-DD")],
-    date_to: Annotated[str, typer.Option("--to", help="Last date of care, YYYY-MM-DD")],
+    date_from: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First date of care")
+    ],
+    date_to: Annotated[
+        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last date of care")
+    ],
     out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.parquet")],
+    exploitant: Annotated[str | None, typer.Option(help="Only this exploitant's lines")] = None,
+    operator: Annotated[str | None, typer.Option(help="Only this operator's lines")] = None,
     warehouse: WarehouseOpt = None,
     include_pending: Annotated[
         bool, typer.Option("--include-pending", help="Also lines of claims that may still grow")
@@ -361,11 +370,13 @@ def export(
         summary = export_lines(
             settings.warehouse,
             payee,
-            date.fromisoformat(date_from),
-            date.fromisoformat(date_to),
+            date_from.date(),
+            date_to.date(),
             out,
             include_pending=include_pending,
             csv_style=csv_style,
+            exploitant=exploitant,
+            operator=operator,
         )
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))

@@ -85,6 +85,15 @@ def quiet_seconds() -> float:
     return float(os.environ.get(ENV_QUIET_SECONDS) or DEFAULT_QUIET_SECONDS)
 
 
+# The nightly schedule and the landing sensor start on their own only where this is "on" (the
+# production deployment sets it): `make dev` opens the UI without starting a write.
+ENV_AUTOMATION = "OBSERVANCE_AUTOMATION"
+
+
+def automation_on() -> bool:
+    return (os.environ.get(ENV_AUTOMATION) or "").lower() in ("1", "on", "true", "yes")
+
+
 def lock_timeout_seconds() -> float:
     return float(os.environ.get(ENV_LOCK_TIMEOUT) or DEFAULT_LOCK_TIMEOUT_SECONDS)
 

@@ -39,21 +39,32 @@ def export_lines(
     out: Path,
     include_pending: bool = False,
     csv_style: str = "french",
+    exploitant: str | None = None,
+    operator: str | None = None,
 ) -> ExportSummary:
-    """Write the lines of ``payee`` dated ``date_from``..``date_to`` (inclusive) to ``out``."""
+    """Write the lines of ``payee`` dated ``date_from``..``date_to`` (inclusive) to ``out``,
+    of one exploitant or operator when given."""
     if payee not in PAYEES:
         raise ValueError(f"payee must be one of {PAYEES}, not {payee!r}")
+    if date_from > date_to:
+        raise ValueError(f"--from {date_from} is after --to {date_to}")
     file_format(out)
-    window = [payee, date_from, date_to]
+    window = [date_from, date_to, exploitant, exploitant, operator, operator]
+    chosen = (
+        "date_of_care BETWEEN ? AND ? AND (? IS NULL OR exploitant_id = ?) "
+        "AND (? IS NULL OR operator_id = ?)"
+    )
     with reader(warehouse) as con:
         lines = con.sql(
             f"SELECT {', '.join(EXPORT_COLUMNS)} FROM marts.billing_lines "
-            "WHERE payee = ? AND date_of_care BETWEEN ? AND ? ORDER BY claim_id, period_index",
-            params=window,
+            f"WHERE payee = ? AND {chosen} ORDER BY claim_id, period_index",
+            params=[payee, *window],
         ).pl()
         held = con.sql(
-            "SELECT count(*) AS n FROM marts.billing_held WHERE date_of_care BETWEEN ? AND ?",
-            params=window[1:],
+            "SELECT count(*) AS n FROM marts.billing_held WHERE date_of_care BETWEEN ? AND ? "
+            "AND (? IS NULL OR exploitant_id = ?) AND (? IS NULL OR enrollment_id IN ("
+            "SELECT enrollment_id FROM marts.patient_periods WHERE operator_id = ?))",
+            params=window,
         ).pl()["n"][0]
     pending = lines.filter(pl.col("claim_status") == "pending").height
     if not include_pending:

@@ -2,7 +2,8 @@
 or Parquet, chosen by the file name; created readable by the owner and the group only.
 
 French (the default, what French Excel opens): `;` between fields, a decimal comma, UTF-8 with
-a byte-order mark, ISO dates. International: `,` and a decimal point, no byte-order mark.
+a byte-order mark, ISO dates, French headers (FRENCH_HEADERS) and oui/non. International (for
+machines): `,` and a decimal point, no byte-order mark, the technical column names, true/false.
 In both, a text cell that a spreadsheet would take for a formula (it starts with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return: OWASP "CSV injection") is written after a ``'``, which
 spreadsheets show as text; numbers and amounts (a negative correction) are never touched.
@@ -29,6 +30,38 @@ TEMPLATES = Environment(
 FILE_MODE = 0o640  # health data: never world-readable
 BOM = "\ufeff".encode()
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# French headers of the files written for people (docs/contract.md, "Files written"); the
+# international style keeps the technical names, for machines. A column not listed keeps its name.
+FRENCH_HEADERS = {
+    "batch_id": "Lot",
+    "line_id": "Ligne",
+    "line_status": "Statut de la ligne",
+    "kind": "Nature",
+    "corrects_line_id": "Corrige la ligne",
+    "reason": "Motif",
+    "cause": "Cause",
+    "claim_id": "Facture",
+    "claim_status": "Statut de la facture",
+    "payee": "Bénéficiaire",
+    "enrollment_id": "Inscription",
+    "patient_id": "Patient",
+    "operator_id": "Opérateur",
+    "exploitant_id": "Exploitant",
+    "activity_code": "Activité",
+    "period_index": "Période",
+    "period_start": "Début de période",
+    "period_end": "Fin de période",
+    "date_of_care": "Date des soins",
+    "code": "Code acte",
+    "amount": "Montant (€)",
+    "amo_amount": "Part AMO (€)",
+    "patient_amount": "Part patient (€)",
+    "ald": "ALD",
+    "local_date": "Jour",
+    "valid_readings": "Mesures valides",
+    "failed_readings": "Mesures hors calibration",
+    "is_valid": "Unité valide",
+}
 
 
 def _csv_bytes(frame: pl.DataFrame, style: str) -> bytes:
@@ -36,6 +69,12 @@ def _csv_bytes(frame: pl.DataFrame, style: str) -> bytes:
         raise ValueError(f"csv style must be one of {CSV_STYLES}, not {style!r}")
     french = style == "french"
     frame = defuse_formulas(frame)
+    if french:  # yes/no and French headers, for the people who open it in a spreadsheet
+        frame = frame.with_columns(
+            pl.col(name).replace_strict({True: "oui", False: "non"}, return_dtype=pl.String)
+            for name, dtype in frame.schema.items()
+            if dtype == pl.Boolean
+        ).rename({name: FRENCH_HEADERS[name] for name in frame.columns if name in FRENCH_HEADERS})
     decimals = [name for name, dtype in frame.schema.items() if dtype.is_decimal()]
     if french:  # amounts as text with a decimal comma (exact: never through a float)
         frame = frame.with_columns(

@@ -239,6 +239,12 @@ def reader(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+# The storage format of a new warehouse file: DuckDB 1.4 (the long-term-support line), so that
+# any client from 1.4.0 on (the pinned 2.x engine included) opens it; the engine's own default
+# (v2.0.0) would lock out every 1.x client. A file keeps the format it was created with.
+STORAGE_VERSION = "v1.4.0"
+
+
 def _connect(warehouse: Path, read_only: bool, patience: float) -> duckdb.DuckDBPyConnection:
     """Open the file (attached as ALIAS), waiting up to ``patience`` seconds while another
     process has it open in a conflicting mode; says at once that it waits."""
@@ -247,8 +253,11 @@ def _connect(warehouse: Path, read_only: bool, patience: float) -> duckdb.DuckDB
     waiting = False
     while True:
         con = duckdb.connect()
+        options = " (READ_ONLY)" if read_only else ""
+        if not read_only and not warehouse.exists():  # a new file: the chosen storage version
+            options = f" (STORAGE_VERSION '{STORAGE_VERSION}')"
         try:
-            con.execute(f"ATTACH {quoted} AS {ALIAS}" + (" (READ_ONLY)" if read_only else ""))
+            con.execute(f"ATTACH {quoted} AS {ALIAS}{options}")
             con.execute(f"USE {ALIAS}")
             return con
         except duckdb.IOException as exc:

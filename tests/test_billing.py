@@ -289,10 +289,14 @@ def test_export_csv_and_parquet(warehouse, tmp_path):
     summary = export_lines(
         warehouse, "operator", date(2025, 1, 1), date(2025, 12, 31), tmp_path / "op.csv"
     )
-    exported = pl.read_csv(tmp_path / "op.csv", separator=";")
+    # read back as French Excel does: `;`, decimal comma, French headers
+    exported = pl.read_csv(tmp_path / "op.csv", separator=";", infer_schema=False)
     ready = lines(warehouse, "payee = 'operator' AND claim_status = 'ready'")
     assert summary.lines == exported.height == ready.height
-    assert set(exported["payee"]) == {"operator"}
+    assert set(exported["Bénéficiaire"]) == {"operator"}
+    amounts = [D(text.replace(",", ".")) for text in exported["Montant (€)"]]
+    assert sum(amounts, D("0")) == summary.amount
+    assert set(exported["ALD"]) <= {"oui", "non"}
     assert summary.pending_lines_left_out == 5
     text = (tmp_path / "op.csv").read_bytes()
     assert text.startswith("\ufeff".encode()) and b";" in text.splitlines()[0]
@@ -309,6 +313,32 @@ def test_export_csv_and_parquet(warehouse, tmp_path):
     frame = pl.read_parquet(tmp_path / "ex.parquet")
     assert both.lines == frame.height
     assert frame["date_of_care"].max() <= date(2025, 1, 31)
+    # for machines: `,`, decimal point, the technical names
+    export_lines(
+        warehouse, "operator", date(2025, 1, 1), date(2025, 12, 31), tmp_path / "op-intl.csv",
+        csv_style="international",
+    )  # fmt: skip
+    machine = pl.read_csv(tmp_path / "op-intl.csv", infer_schema=False)
+    assert sum((D(a) for a in machine["amount"]), D("0")) == summary.amount
+    assert set(machine["ald"]) <= {"true", "false"}
+
+
+def test_export_filters_and_dates(warehouse, tmp_path):
+    everything = export_lines(
+        warehouse, "operator", date(2025, 1, 1), date(2025, 12, 31), tmp_path / "all.csv"
+    )
+    exploitants = pl.read_csv(tmp_path / "all.csv", separator=";")["Exploitant"].unique()
+    one = exploitants[0]
+    only = export_lines(
+        warehouse, "operator", date(2025, 1, 1), date(2025, 12, 31), tmp_path / "one.csv",
+        exploitant=one,
+    )  # fmt: skip
+    assert set(pl.read_csv(tmp_path / "one.csv", separator=";")["Exploitant"]) <= {one}
+    assert 0 < only.lines <= everything.lines
+    with pytest.raises(ValueError, match="--from 2025-12-31 is after --to 2025-01-01"):
+        export_lines(
+            warehouse, "operator", date(2025, 12, 31), date(2025, 1, 1), tmp_path / "x.csv"
+        )
     with pytest.raises(ValueError, match="payee"):
         export_lines(warehouse, "patient", date(2025, 1, 1), date(2025, 2, 1), tmp_path / "x.csv")
 
@@ -339,3 +369,15 @@ def test_an_issued_claim_is_neither_repriced_nor_held_when_its_tariff_disappears
     held = query(warehouse, "SELECT period_index, reason FROM marts.billing_held").rows()
     assert held == [(7, "waiting_for_tariff")]
     assert query(warehouse, "SELECT count(*) AS n FROM marts.billing_corrections")["n"][0] == 0
+
+
+def test_export_mistakes_are_one_line(warehouse, tmp_path):
+    from tests.test_ledger import cli
+
+    common = ("export", "--payee", "operator", "--warehouse", str(warehouse), "--out")
+    after = cli(*common, str(tmp_path / "x.csv"), "--from", "2025-12-31", "--to", "2025-01-01")
+    assert after.returncode == 1
+    assert after.stdout.strip() == "error: --from 2025-12-31 is after --to 2025-01-01"
+    bad = cli(*common, str(tmp_path / "x.csv"), "--from", "2025-01-01", "--to", "2025-99-01")
+    assert bad.returncode == 2 and "Invalid value for '--to'" in bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr + after.stdout + after.stderr

@@ -120,3 +120,41 @@ def test_the_schedule_leaves_as_of_to_the_night(tmp_path):
         Settings(tmp_path, tmp_path / "w.duckdb", date(2025, 1, 1)), fixed_as_of=False
     )
     assert resources["evaluation"].as_of == ""
+
+
+def test_cli_runs_are_recorded_in_the_instance_of_dagster_home(landing, tmp_path, monkeypatch):
+    """With DAGSTER_HOME set (`make dev`, production), `observance run` records its run where the
+    UI and the schedule's runs are."""
+    from tests.test_ledger import cli
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    warehouse = str(tmp_path / "w.duckdb")
+    args = ("run", "--landing", str(landing), "--warehouse", warehouse, "--as-of", "2025-03-01")
+    done = cli(*args, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
+        assert instance.get_latest_materialization_event(dg.AssetKey(["marts", "alerts"]))
+
+
+def test_the_schedule_and_sensor_start_only_where_automation_is_on(monkeypatch):
+    """`make dev` opens the UI without starting a write; production sets OBSERVANCE_AUTOMATION."""
+    import importlib
+
+    import dagster_project.schedules as schedules
+
+    monkeypatch.delenv("OBSERVANCE_AUTOMATION", raising=False)
+    stopped = importlib.reload(schedules)
+    assert stopped.nightly_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert stopped.landing_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    monkeypatch.setenv("OBSERVANCE_AUTOMATION", "on")
+    running = importlib.reload(schedules)
+    assert running.nightly_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert running.landing_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    monkeypatch.delenv("OBSERVANCE_AUTOMATION")
+    importlib.reload(schedules)

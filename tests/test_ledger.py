@@ -118,7 +118,7 @@ def test_the_base_issues_both_payees_once(issued_base):
     assert batches["total_amount"].to_list() == [D("336.00"), D("600.00")]  # 12 x 28, 12 x 50
     # the file is the batch, in French conventions (; and decimal comma, UTF-8 BOM)
     text = Path(batches["file_written"][0]).read_text(encoding="utf-8-sig")
-    assert text.splitlines()[0].startswith("batch_id;line_id;kind")
+    assert text.splitlines()[0].startswith("Lot;Ligne;Nature;Corrige la ligne")
     assert ";28,00;" in text
     assert oct(Path(batches["file_written"][0]).stat().st_mode & 0o777) == "0o640"
 
@@ -458,10 +458,10 @@ def test_evidence_of_a_claim(issued_base, tmp_path):
     _, warehouse = issued_base
     files = write_evidence(warehouse, tmp_path / "e2.csv", claim="E2-C001")
     assert files.periods == 12  # 6 periods, frozen by each payee's batch
-    rows = pl.read_csv(files.csv, separator=";", encoding="utf8-lossy")
-    first = rows.filter((pl.col("period_index") == 1) & (pl.col("batch_id") == "B000001"))
+    rows = pl.read_csv(files.csv, separator=";", encoding="utf8-lossy")  # French headers
+    first = rows.filter((pl.col("Période") == 1) & (pl.col("Lot") == "B000001"))
     # weekly tests on days 1, 8, 15, 22, 29 of period 1, both eyes: 10 valid units
-    assert first.height == 10 and first["is_valid"].all()
+    assert first.height == 10 and set(first["Unité valide"]) == {"oui"}
     assert first["transmission_ids"].str.len_chars().min() > 0
     assert set(first["rule_status"]) == {"CONFIRMED"}
     page = files.html.read_text(encoding="utf-8")

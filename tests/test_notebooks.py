@@ -66,7 +66,11 @@ def _execute(
         resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
     )
     client.execute()
+    EXECUTED[name] = nb
     return _stdout(nb.cells[-1]).strip()
+
+
+EXECUTED: dict[str, nbformat.NotebookNode] = {}  # the last run of each notebook, with outputs
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -129,3 +133,20 @@ def test_drilldown_of_a_chosen_patient(demo_warehouse, monkeypatch):
         probe="print(PATIENT_ID, periods.height)",
     )
     assert printed == f"{patient} {periods}"
+
+
+def test_figures_survive_the_export_to_html(demo_warehouse, monkeypatch):
+    """`jupyter nbconvert --to html` keeps every plotly figure (not only JupyterLab's mimetype)."""
+    from nbconvert import HTMLExporter
+
+    name = "01_observance_overview.ipynb"
+    _execute(name, demo_warehouse, monkeypatch)
+    figures = sum(
+        "application/vnd.plotly.v1+json" in output.get("data", {})
+        for cell in EXECUTED[name].cells
+        for output in cell.get("outputs", [])
+    )
+    html, _ = HTMLExporter().from_notebook_node(EXECUTED[name])
+    assert figures > 0
+    assert html.count("Plotly.newPlot(") >= figures  # each figure drawn by the page itself
+    assert "plotly.js" in html or "define('plotly'" in html  # the library is in the page

@@ -204,3 +204,14 @@ def test_vacuum_is_off_on_a_new_connection(tmp_path):
     """Ingestion, which does not pace it, never vacuums what earlier nights left."""
     with warehouse.writer(tmp_path / "w.duckdb") as con:
         assert _vacuum_setting(con) == 0
+
+
+def test_a_new_warehouse_opens_in_any_duckdb_from_the_lts_line(tmp_path):
+    """Created in DuckDB 1.4's storage format (warehouse.STORAGE_VERSION), not the engine's own
+    default: clients from 1.4.0 on open it."""
+    with warehouse.writer(tmp_path / "w.duckdb") as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS a")
+        tags = con.execute(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = 'warehouse'"
+        ).fetchall()[0][0]
+    assert tags["storage_version"].startswith(warehouse.STORAGE_VERSION)
