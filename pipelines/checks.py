@@ -16,8 +16,8 @@ from pipelines.warehouse import scalar, table_exists
 
 # Quarantine share of the rows read that raises a warning / an error (issue 6); overridable by
 # the environment variables below.
-QUARANTINE_WARN_SHARE = float(os.environ.get("OBSERVANCE_QUARANTINE_WARN", "0.01"))
-QUARANTINE_ERROR_SHARE = float(os.environ.get("OBSERVANCE_QUARANTINE_ERROR", "0.10"))
+QUARANTINE_WARN_SHARE = 0.01  # env OBSERVANCE_QUARANTINE_WARN, read at each check
+QUARANTINE_ERROR_SHARE = 0.10  # env OBSERVANCE_QUARANTINE_ERROR
 # The landing feed is stale when no transmissions file arrived for this long.
 FRESHNESS_LIMIT = timedelta(hours=float(os.environ.get("OBSERVANCE_FRESHNESS_HOURS", "24")))
 
@@ -73,14 +73,18 @@ def reconciliation(con: duckdb.DuckDBPyConnection, kind: str) -> CheckOutcome:
 def quarantine_share(
     con: duckdb.DuckDBPyConnection,
     kind: str,
-    warn: float = QUARANTINE_WARN_SHARE,
-    error: float = QUARANTINE_ERROR_SHARE,
+    warn: float | None = None,
+    error: float | None = None,
     since: datetime | None = None,
 ) -> CheckOutcome:
     """Share of rows read that went to quarantine: WARN above ``warn``, ERROR above ``error``.
 
     With ``since`` (the run's start), only the files this run read are judged: a bad delivery
     holds back the run that read it, and the next delivery is judged on its own."""
+    if warn is None:
+        warn = float(os.environ.get("OBSERVANCE_QUARANTINE_WARN") or QUARANTINE_WARN_SHARE)
+    if error is None:
+        error = float(os.environ.get("OBSERVANCE_QUARANTINE_ERROR") or QUARANTINE_ERROR_SHARE)
     read, quarantined = con.execute(
         "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_quarantined), 0) "
         "FROM ops.ingested_files WHERE kind = ? "

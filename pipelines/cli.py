@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,18 +25,29 @@ app = typer.Typer(
 )
 console = Console()
 
+
+class Payee(StrEnum):
+    operator = "operator"
+    exploitant = "exploitant"
+
+
+class CsvStyle(StrEnum):
+    french = "french"  # ; and decimal comma, UTF-8 BOM, French headers
+    international = "international"  # , and decimal point, technical names
+
+
+class Lang(StrEnum):
+    fr = "fr"
+    en = "en"
+
+
 LandingOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--landing", help=f"Landing folder [env {config.ENV_LANDING}; default data/landing]"
-    ),
+    Path,
+    typer.Option("--landing", envvar=config.ENV_LANDING, help="Landing folder"),
 ]
 WarehouseOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--warehouse",
-        help=f"DuckDB file [env {config.ENV_WAREHOUSE}; default data/warehouse.duckdb]",
-    ),
+    Path,
+    typer.Option("--warehouse", envvar=config.ENV_WAREHOUSE, help="DuckDB file"),
 ]
 CgmShareOpt = Annotated[
     float,
@@ -51,14 +63,21 @@ LockTimeoutOpt = Annotated[
     typer.Option(
         "--lock-timeout",
         min=0.0,
+        envvar=config.ENV_LOCK_TIMEOUT,
+        show_default=f"{config.DEFAULT_LOCK_TIMEOUT_SECONDS:.0f}",
         help="Seconds to wait for another writer or reader of the warehouse, then give up "
-        f"(exit {config.EXIT_BUSY}) [env {config.ENV_LOCK_TIMEOUT}; "
-        f"default {config.DEFAULT_LOCK_TIMEOUT_SECONDS:.0f}]",
+        f"(exit {config.EXIT_BUSY})",
     ),
 ]
 AsOfOpt = Annotated[
-    str | None,
-    typer.Option("--as-of", help="Evaluation date YYYY-MM-DD [default: today in Europe/Paris]"),
+    datetime | None,
+    typer.Option(
+        "--as-of",
+        envvar=config.ENV_AS_OF,
+        formats=["%Y-%m-%d"],
+        show_default="today in Europe/Paris",
+        help="Evaluation date",
+    ),
 ]
 
 
@@ -88,6 +107,11 @@ def _stop(action: str, exc: Exception) -> None:
     _fail(f"{action} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
 
 
+def _day(value: date | str | None) -> date | str | None:
+    """An --as-of as given: a datetime from the command line (its date), else as it is."""
+    return value.date() if isinstance(value, datetime) else value
+
+
 def _set_lock_timeout(seconds: float | None) -> None:
     """``--lock-timeout`` for this process and the runs it starts (they read the environment)."""
     if seconds is not None:
@@ -96,8 +120,8 @@ def _set_lock_timeout(seconds: float | None) -> None:
 
 @app.command()
 def run(
-    landing: LandingOpt = None,
-    warehouse: WarehouseOpt = None,
+    landing: LandingOpt = config.DEFAULT_LANDING,
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
     as_of: AsOfOpt = None,
     lock_timeout: LockTimeoutOpt = None,
 ) -> None:
@@ -107,7 +131,7 @@ def run(
 
     _set_lock_timeout(lock_timeout)
     try:
-        settings = config.Settings.from_env(landing, warehouse, as_of)
+        settings = config.Settings.from_env(landing, warehouse, _day(as_of))
     except ValueError as exc:
         _fail(f"bad --as-of: {exc}")
     if not settings.landing.is_dir():
@@ -162,22 +186,24 @@ def _materialize(action: str, call) -> None:
 
 
 CsvStyleOpt = Annotated[
-    str,
+    CsvStyle,
     typer.Option(
-        "--csv-style", help="french (; and decimal comma, UTF-8 BOM) | international (, and .)"
+        "--csv-style",
+        help="french: ; and decimal comma, UTF-8 BOM, French headers (spreadsheets); "
+        "international: , and decimal point, technical names (machines)",
     ),
 ]
 
 
 @app.command()
 def issue(
-    payee: Annotated[str, typer.Option(help="operator | exploitant")],
+    payee: Annotated[Payee, typer.Option(help="Whose lines")],
     out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.parquet to write")],
     exploitant: Annotated[str | None, typer.Option(help="Only this exploitant's lines")] = None,
     operator: Annotated[str | None, typer.Option(help="Only this operator's lines")] = None,
-    csv_style: CsvStyleOpt = "french",
-    landing: LandingOpt = None,
-    warehouse: WarehouseOpt = None,
+    csv_style: CsvStyleOpt = CsvStyle.french,
+    landing: LandingOpt = config.DEFAULT_LANDING,
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
     lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Issue the ready lines and pending corrections of one payee, recorded in the ledger."""
@@ -190,11 +216,11 @@ def issue(
         "issue",
         lambda: issue_batch(
             settings,
-            payee=payee,
+            payee=str(payee),
             out=str(out),
             exploitant=exploitant,
             operator=operator,
-            csv_style=csv_style,
+            csv_style=str(csv_style),
         ),
     )
     with reader(settings.warehouse) as con:
@@ -220,8 +246,8 @@ def reconcile(
     payments: Annotated[
         Path, typer.Option("--payments", help="The payer's answers (CSV, Parquet)")
     ],
-    landing: LandingOpt = None,
-    warehouse: WarehouseOpt = None,
+    landing: LandingOpt = config.DEFAULT_LANDING,
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
     lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Record the payer's answers to issued lines (paid, partially paid, rejected)."""
@@ -263,8 +289,8 @@ def evidence(
     out: Annotated[Path, typer.Option("--out", help="FILE.csv (and FILE.html beside it)")],
     claim: Annotated[str | None, typer.Option(help="A claim id")] = None,
     enrollment: Annotated[str | None, typer.Option(help="An enrollment id")] = None,
-    csv_style: CsvStyleOpt = "french",
-    warehouse: WarehouseOpt = None,
+    csv_style: CsvStyleOpt = CsvStyle.french,
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
 ) -> None:
     """The evidence frozen when lines were issued, for an audit: CSV and a one-page HTML."""
     from pipelines.evidence import write_evidence
@@ -273,7 +299,7 @@ def evidence(
         _fail("give one of --claim or --enrollment")
     settings = config.Settings.from_env(warehouse=warehouse)
     try:
-        written = write_evidence(settings.warehouse, out, claim, enrollment, csv_style)
+        written = write_evidence(settings.warehouse, out, claim, enrollment, str(csv_style))
     except (FileNotFoundError, LookupError, ValueError) as exc:
         _fail(str(exc))
     console.print(f"Evidence of {written.periods} periods: {written.csv} and {written.html}")
@@ -320,22 +346,30 @@ def generate(
 
 @app.command()
 def report(
-    warehouse: WarehouseOpt = None,
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
     out: Annotated[
         Path, typer.Option("--out", help="Folder of the reports and their index")
     ] = config.DEFAULT_REPORTS,
     exploitant: Annotated[
         str | None, typer.Option(help="Only this exploitant's report (and the index)")
     ] = None,
-    lang: Annotated[str, typer.Option(help="fr | en")] = config.REPORT_LANG,
+    operator: Annotated[
+        str | None, typer.Option(help="Instead: this operator's view (patients, forfaits)")
+    ] = None,
+    lang: Annotated[Lang, typer.Option(envvar=config.ENV_LANG)] = Lang.fr,
 ) -> None:
     """Write one report per exploitant, each with its own data only, and their index
-    (self-contained HTML, French by default; reads the warehouse read-only)."""
-    from pipelines.report import write_reports
+    (self-contained HTML, French by default; reads the warehouse read-only); with --operator,
+    that operator's view instead (its patients to act on, its forfaits)."""
+    from pipelines.report import write_operator_report, write_reports
 
     settings = config.Settings.from_env(warehouse=warehouse)
     try:
-        index, *pages = write_reports(settings.warehouse, out, lang, exploitant)
+        if operator is not None:
+            page = write_operator_report(settings.warehouse, out, operator, str(lang))
+            console.print(f"Operator report: [bold]{page.resolve()}[/bold]")
+            return
+        index, *pages = write_reports(settings.warehouse, out, str(lang), exploitant)
     except (FileNotFoundError, RuntimeError, LookupError, ValueError) as exc:
         _fail(str(exc))
     for page in pages:
@@ -345,7 +379,7 @@ def report(
 
 @app.command()
 def export(
-    payee: Annotated[str, typer.Option(help="operator | exploitant")],
+    payee: Annotated[Payee, typer.Option(help="Whose lines")],
     date_from: Annotated[
         datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First date of care")
     ],
@@ -355,11 +389,11 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.parquet")],
     exploitant: Annotated[str | None, typer.Option(help="Only this exploitant's lines")] = None,
     operator: Annotated[str | None, typer.Option(help="Only this operator's lines")] = None,
-    warehouse: WarehouseOpt = None,
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
     include_pending: Annotated[
         bool, typer.Option("--include-pending", help="Also lines of claims that may still grow")
     ] = False,
-    csv_style: CsvStyleOpt = "french",
+    csv_style: CsvStyleOpt = CsvStyle.french,
 ) -> None:
     """Billing lines of one payee, in any state (reads the warehouse read-only; records nothing:
     `observance issue` issues lines for billing)."""
@@ -369,12 +403,12 @@ def export(
     try:
         summary = export_lines(
             settings.warehouse,
-            payee,
+            str(payee),
             date_from.date(),
             date_to.date(),
             out,
             include_pending=include_pending,
-            csv_style=csv_style,
+            csv_style=str(csv_style),
             exploitant=exploitant,
             operator=operator,
         )
@@ -438,8 +472,8 @@ def bench(
 
 @app.command()
 def demo(
-    landing: LandingOpt = None,
-    warehouse: WarehouseOpt = None,
+    landing: LandingOpt = config.DEFAULT_LANDING,
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
     as_of: AsOfOpt = None,
     lock_timeout: LockTimeoutOpt = None,
 ) -> None:
@@ -449,7 +483,7 @@ def demo(
     _set_lock_timeout(lock_timeout)
     # the demo writes its landing files itself, complete: no quiet period unless one is set
     os.environ.setdefault(config.ENV_QUIET_SECONDS, "0")
-    settings = config.Settings.from_env(landing, warehouse, as_of)
+    settings = config.Settings.from_env(landing, warehouse, _day(as_of))
     if not (settings.landing / "transmissions").is_dir():
         generate(out=settings.landing, end_date=settings.as_of.isoformat())
     run(settings.landing, settings.warehouse, settings.as_of.isoformat())

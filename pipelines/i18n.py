@@ -214,6 +214,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Per month of care and payee: lines ready, issued, the payer's answers, lines "
         "without an answer after {days} days, corrections to issue.",
     },
+    "followed_patients": {"fr": "Patients suivis", "en": "Patients followed"},
+    "forfaits_title": {
+        "fr": "Vos forfaits par mois de soins",
+        "en": "Your forfaits by month of care",
+    },
     "rejections_title": {"fr": "Lignes rejetées par motif", "en": "Rejected lines by reason"},
     "rejections_intro": {
         "fr": "{lines} lignes rejetées ; chacune encore due est réémise par le prochain "

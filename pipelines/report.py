@@ -76,11 +76,9 @@ QUERIES = (
 )
 
 
-def exploitants(warehouse: Path) -> list[tuple[str, int]]:
+def exploitants(con) -> list[tuple[str, int]]:
     """The exploitants of the warehouse, with their patients."""
-    with reader(warehouse) as con:
-        _require_marts(con, warehouse)
-        return con.execute(sql_text("report/exploitants")).fetchall()
+    return con.execute(sql_text("report/exploitants")).fetchall()
 
 
 def _require_marts(con, warehouse: Path) -> None:
@@ -88,16 +86,15 @@ def _require_marts(con, warehouse: Path) -> None:
         raise RuntimeError(f"{warehouse} has no file active yet: run `observance run` first")
 
 
-def read_exploitant(warehouse: Path, exploitant: str) -> ExploitantData:
-    with reader(warehouse) as con:
-        _require_marts(con, warehouse)
-        con.execute("SET VARIABLE exploitant = ?", [exploitant])
-        as_of = scalar(con, "SELECT as_of FROM ops.model_state WHERE model = 'patient_periods'")
-        data = ExploitantData(exploitant, as_of or date.today())
-        for name in QUERIES:
-            data.frames[name] = con.sql(sql_text(f"report/{name}")).pl()
-        row = con.execute(sql_text("report/claims_summary")).fetchall()[0]
-        data.claims = dict(zip(("ready", "issued", "paid", "rejected"), row, strict=True))
+def read_exploitant(con, exploitant: str) -> ExploitantData:
+    """One exploitant's data, on a read-only connection to the warehouse."""
+    con.execute("SET VARIABLE exploitant = ?", [exploitant])
+    as_of = scalar(con, "SELECT as_of FROM ops.model_state WHERE model = 'patient_periods'")
+    data = ExploitantData(exploitant, as_of or date.today())
+    for name in QUERIES:
+        data.frames[name] = con.sql(sql_text(f"report/{name}")).pl()
+    row = con.execute(sql_text("report/claims_summary")).fetchall()[0]
+    data.claims = dict(zip(("ready", "issued", "paid", "rejected"), row, strict=True))
     return data
 
 
@@ -470,9 +467,9 @@ def file_name(exploitant: str) -> str:
     return "exploitant-" + re.sub(r"[^A-Za-z0-9._-]", "_", exploitant) + ".html"
 
 
-def render_exploitant(warehouse: Path, exploitant: str, lang: str = "fr") -> str:
+def render_exploitant(con, exploitant: str, lang: str = "fr") -> str:
     fmt = Formatter(lang)
-    data = read_exploitant(warehouse, exploitant)
+    data = read_exploitant(con, exploitant)
     alerts = data["open_alerts"]
     act = patients_to_act_on(alerts, fmt)
     return TEMPLATES.get_template("exploitant_report.html.j2").render(
@@ -498,6 +495,90 @@ def render_exploitant(warehouse: Path, exploitant: str, lang: str = "fr") -> str
     )
 
 
+OPERATOR_COLUMNS = {
+    "month": ("Mois de soins", "Month of care"),
+    "ready_lines": ("Prêtes", "Ready"),
+    "ready_amount": ("Montant prêt", "Ready amount"),
+    "issued_lines": ("Émises", "Issued"),
+    "issued_amount": ("Montant émis", "Issued amount"),
+    "paid": ("Payées", "Paid"),
+    "rejected": ("Rejetées", "Rejected"),
+    "paid_amount": ("Montant payé", "Paid amount"),
+}
+
+
+def operator_file_name(operator: str) -> str:
+    return "operator-" + re.sub(r"[^A-Za-z0-9._-]", "_", operator) + ".html"
+
+
+def render_operator(warehouse: Path, operator: str, lang: str = "fr") -> str:
+    """An operator's view: its patients to act on and its forfaits, its own data only."""
+    fmt = Formatter(lang)
+    with reader(warehouse) as con:
+        _require_marts(con, warehouse)
+        known = dict(con.execute(sql_text("report/operators")).fetchall())
+        if operator not in known:
+            raise LookupError(f"no operator {operator!r} in {warehouse}")
+        con.execute("SET VARIABLE operator = ?", [operator])
+        as_of = scalar(con, "SELECT as_of FROM ops.model_state WHERE model = 'patient_periods'")
+        alerts = con.sql(sql_text("report/operator_alerts")).pl()
+        forfaits = con.sql(sql_text("report/operator_forfaits")).pl()
+    act = patients_to_act_on(alerts, fmt)
+    amounts = ("ready_amount", "issued_amount", "paid_amount")
+    shown = forfaits.with_columns(
+        *(pl.col(name).map_elements(fmt.money, return_dtype=pl.String) for name in amounts),
+        pl.col("month").map_elements(fmt.month, return_dtype=pl.String),
+    )
+    figures = [KeyFigure(fmt.text("followed_patients"), fmt.integer(known[operator]))]
+    for kind in ALERT_URGENCY:
+        count = alerts.filter(pl.col("kind") == kind)["enrollment_id"].n_unique()
+        figures.append(KeyFigure(ALERT_KINDS[kind][lang], fmt.integer(count)))
+    figures.append(
+        KeyFigure(
+            fmt.text("claims"),
+            fmt.integer(forfaits["issued_lines"].sum()),
+            fmt.text(
+                "claims_detail",
+                ready=fmt.integer(forfaits["ready_lines"].sum()),
+                issued=fmt.integer(forfaits["issued_lines"].sum()),
+                paid=fmt.integer(forfaits["paid"].sum()),
+                rejected=fmt.integer(forfaits["rejected"].sum()),
+            ),
+        )
+    )
+    return TEMPLATES.get_template("exploitant_report.html.j2").render(
+        lang=lang,
+        title=fmt.text("operator_title", operator=operator),
+        generated=fmt.text(
+            "generated",
+            as_of=fmt.day(as_of),
+            moment=fmt.moment(datetime.now().astimezone()),
+            who=operator,
+        ),
+        key_title=fmt.text("key_figures"),
+        key_figures=figures,
+        act_title=fmt.text("act_now"),
+        act_intro=fmt.text(
+            "act_now_intro", shown=fmt.integer(len(act.rows)), total=fmt.integer(alerts.height)
+        ),
+        act=act,
+        no_alert=fmt.text("no_alert"),
+        sections=[
+            Section(
+                fmt.text("forfaits_title"),
+                fmt.text("billing_intro", days=UNPAID_AFTER_DAYS),
+                table=_table(shown, OPERATOR_COLUMNS, fmt),
+            )
+        ],
+        plotly_js=None,
+        plotly_locale=None,
+    )
+
+
+def write_operator_report(warehouse: Path, folder: Path, operator: str, lang: str = "fr") -> Path:
+    return _write(folder / operator_file_name(operator), render_operator(warehouse, operator, lang))
+
+
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -505,9 +586,9 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def write_report(warehouse: Path, out: Path, exploitant: str, lang: str = "fr") -> Path:
+def write_report(con, out: Path, exploitant: str, lang: str = "fr") -> Path:
     """One exploitant's report, written to ``out``."""
-    return _write(out, render_exploitant(warehouse, exploitant, lang))
+    return _write(out, render_exploitant(con, exploitant, lang))
 
 
 def write_reports(
@@ -516,12 +597,14 @@ def write_reports(
     """Every exploitant's report (or ``only`` one) in ``folder``, and the index; returns the
     index first, then the reports."""
     fmt = Formatter(lang)
-    listed = exploitants(warehouse)
-    if only is not None:
-        listed = [(exploitant, n) for exploitant, n in listed if exploitant == only]
-        if not listed:
-            raise LookupError(f"no exploitant {only!r} in {warehouse}")
-    pages = [write_report(warehouse, folder / file_name(e), e, lang) for e, _ in listed]
+    with reader(warehouse) as con:  # one read-only connection for every page
+        _require_marts(con, warehouse)
+        listed = exploitants(con)
+        if only is not None:
+            listed = [(exploitant, n) for exploitant, n in listed if exploitant == only]
+            if not listed:
+                raise LookupError(f"no exploitant {only!r} in {warehouse}")
+        pages = [write_report(con, folder / file_name(e), e, lang) for e, _ in listed]
     index = TEMPLATES.get_template("index.html.j2").render(
         lang=lang,
         title=fmt.text("index_title"),

@@ -158,3 +158,32 @@ def test_the_schedule_and_sensor_start_only_where_automation_is_on(monkeypatch):
     assert running.landing_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     monkeypatch.delenv("OBSERVANCE_AUTOMATION")
     importlib.reload(schedules)
+
+
+def test_the_dg_command_line_loads_the_project(tmp_path):
+    """`dg check defs` and `dg list defs` (pyproject.toml [tool.dg]) load the definitions."""
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parent.parent
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "VIRTUAL_ENV": str(venv),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DAGSTER_HOME": str(home),
+        "COLUMNS": "200",
+    }
+    root = Path(__file__).resolve().parent.parent
+    said = {}
+    for command in ("check", "list"):
+        done = subprocess.run(
+            [str(venv / "bin" / "dg"), command, "defs"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        said[command] = done.stdout
+    assert "All definitions loaded successfully" in said["check"]
+    assert "nightly_02h_paris" in said["list"] and "landing_sensor" in said["list"]

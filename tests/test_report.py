@@ -170,3 +170,21 @@ def test_the_reports_open_in_chromium_without_errors_and_draw_every_chart(report
         assert len(drawn) == 4, f"{name}: charts drawn {drawn}"
         assert dom.count('class="main-svg"') >= 8  # two SVG layers per chart
         assert shot.stat().st_size > 10_000
+
+
+def test_the_operator_view_holds_its_patients_and_forfaits_only(demo_warehouse, tmp_path):
+    from pipelines.report import write_operator_report
+
+    operators = query(
+        demo_warehouse, "SELECT DISTINCT operator_id, patient_id FROM marts.patient_periods"
+    )
+    operator = operators["operator_id"].min()
+    page = write_operator_report(demo_warehouse, tmp_path, operator).read_text(encoding="utf-8")
+    assert "opérateur " + operator in page and "Vos forfaits par mois de soins" in page
+    for other in set(operators["operator_id"]) - {operator}:
+        assert f">{other}<" not in page
+    mine = set(operators.filter(operators["operator_id"] == operator)["patient_id"])
+    shown = set(re.findall(r"<td>(P\d+)</td>", page))
+    assert shown and shown <= mine
+    with pytest.raises(LookupError, match="no operator"):
+        write_operator_report(demo_warehouse, tmp_path, "OP_NOPE")
