@@ -21,7 +21,7 @@ from plotly.offline import get_plotlyjs
 
 from pipelines.config import PERIOD_DAYS, UNPAID_AFTER_DAYS
 from pipelines.files import FILE_MODE, TEMPLATES
-from pipelines.i18n import ALERT_KINDS, ALERT_URGENCY, Formatter, plotly_locale
+from pipelines.i18n import ALERT_URGENCY, Formatter, plotly_locale
 from pipelines.warehouse import reader, scalar, sql_text, table_exists
 
 INDEX_NAME = "index.html"
@@ -302,16 +302,14 @@ def patients_to_act_on(alerts: pl.DataFrame, fmt: Formatter) -> Table:
         .head(ALERT_ROWS_SHOWN)
     )
     message = "message_fr" if fmt.lang == "fr" else "message_en"
-    headers = {
-        "fr": ["Patient", "Inscription", "Opérateur", "Alerte", "Depuis le", "Détail"],
-        "en": ["Patient", "Enrollment", "Operator", "Alert", "Since", "Detail"],
-    }[fmt.lang]
+    columns = ("patient_id", "enrollment_id", "operator_id", "kind", "first_seen", "message")
+    headers = [fmt.column(name) for name in columns]
     rows = [
         [
             row["patient_id"],
             row["enrollment_id"],
             row["operator_id"],
-            ALERT_KINDS.get(row["kind"], {}).get(fmt.lang, row["kind"]),
+            fmt.alert(row["kind"]),
             fmt.day(row["first_seen"]),
             row[message],
         ]
@@ -323,8 +321,9 @@ def patients_to_act_on(alerts: pl.DataFrame, fmt: Formatter) -> Table:
 # -- tables
 
 
-def _table(frame: pl.DataFrame, columns: dict[str, tuple[str, str]], fmt: Formatter) -> Table:
-    """``columns``: name -> (French header, English header); values formatted by type."""
+def _table(frame: pl.DataFrame, columns: tuple[str, ...], fmt: Formatter) -> Table:
+    """The ``columns`` of ``frame``, headed in the formatter's language, values formatted by
+    type."""
 
     def cell(value: object) -> str:
         if value is None:
@@ -341,9 +340,8 @@ def _table(frame: pl.DataFrame, columns: dict[str, tuple[str, str]], fmt: Format
             return fmt.number(value, 2)
         return str(value)
 
-    index = 0 if fmt.lang == "fr" else 1
     return Table(
-        [names[index] for names in columns.values()],
+        [fmt.column(name) for name in columns],
         [
             [cell(row[name]) for name in columns]
             for row in frame.select(list(columns)).iter_rows(named=True)
@@ -351,46 +349,46 @@ def _table(frame: pl.DataFrame, columns: dict[str, tuple[str, str]], fmt: Format
     )
 
 
-SEMESTER_COLUMNS = {
-    "icd11_level": ("Niveau CIM-11", "ICD-11 level"),
-    "semester": ("Semestre", "Semester"),
-    "is_complete": ("Complet", "Complete"),
-    "average_file_active": ("File active moyenne", "Average file active"),
-    "patients_to_next_tranche": ("Jusqu'à la tranche suivante", "To the next tranche"),
-    "applies_to_semester": ("S'applique au semestre", "Applies to semester"),
-    "technique_amount": ("Forfait par patient (€)", "Per patient (€)"),
-    "schedule_note": ("Note", "Note"),
-}
-RULE_COLUMNS = {
-    "activity_code": ("Ligne", "Line"),
-    "profile": ("Profil", "Profile"),
-    "counted_measure_types": ("Mesures comptées", "Counted measures"),
-    "min_per_day": ("Par jour", "Per day"),
-    "expected_per_period": ("Attendues par période", "Expected per period"),
-    "status": ("Statut", "Status"),
-    "periods": ("Périodes", "Periods"),
-    "source": ("Source", "Source"),
-}
-BILLING_COLUMNS = {
-    "month": ("Mois de soins", "Month of care"),
-    "payee": ("Bénéficiaire", "Payee"),
-    "ready_lines": ("Prêtes", "Ready"),
-    "issued_lines": ("Émises", "Issued"),
-    "issued_eur": ("Montant émis (€)", "Issued (€)"),
-    "paid": ("Payées", "Paid"),
-    "partially_paid": ("Payées en partie", "Partly paid"),
-    "rejected": ("Rejetées", "Rejected"),
-    "overdue": ("Sans réponse", "Overdue"),
-    "paid_eur": ("Montant payé (€)", "Paid (€)"),
-    "corrections_pending": ("Corrections à émettre", "Corrections to issue"),
-}
-REJECTION_COLUMNS = {
-    "payee": ("Bénéficiaire", "Payee"),
-    "rejection_code": ("Motif", "Code"),
-    "rejection_label": ("Libellé", "Label"),
-    "lines": ("Lignes", "Lines"),
-    "amount_eur": ("Montant", "Amount"),
-}
+SEMESTER_COLUMNS = (
+    "icd11_level",
+    "semester",
+    "is_complete",
+    "average_file_active",
+    "patients_to_next_tranche",
+    "applies_to_semester",
+    "technique_amount",
+    "schedule_note",
+)
+RULE_COLUMNS = (
+    "activity_code",
+    "profile",
+    "counted_measure_types",
+    "min_per_day",
+    "expected_per_period",
+    "status",
+    "periods",
+    "source",
+)
+BILLING_COLUMNS = (
+    "month",
+    "payee",
+    "ready_lines",
+    "issued_lines",
+    "issued_eur",
+    "paid",
+    "partially_paid",
+    "rejected",
+    "overdue",
+    "paid_eur",
+    "corrections_pending",
+)
+REJECTION_COLUMNS = (
+    "payee",
+    "rejection_code",
+    "rejection_label",
+    "lines",
+    "amount_eur",
+)
 RULE_STATUS = {"fr": {"CONFIRMED": "CONFIRMÉE", "ASSUMPTION": "HYPOTHÈSE"}, "en": {}}
 
 
@@ -495,16 +493,16 @@ def render_exploitant(con, exploitant: str, lang: str = "fr") -> str:
     )
 
 
-OPERATOR_COLUMNS = {
-    "month": ("Mois de soins", "Month of care"),
-    "ready_lines": ("Prêtes", "Ready"),
-    "ready_amount": ("Montant prêt", "Ready amount"),
-    "issued_lines": ("Émises", "Issued"),
-    "issued_amount": ("Montant émis", "Issued amount"),
-    "paid": ("Payées", "Paid"),
-    "rejected": ("Rejetées", "Rejected"),
-    "paid_amount": ("Montant payé", "Paid amount"),
-}
+OPERATOR_COLUMNS = (
+    "month",
+    "ready_lines",
+    "ready_amount",
+    "issued_lines",
+    "issued_amount",
+    "paid",
+    "rejected",
+    "paid_amount",
+)
 
 
 def operator_file_name(operator: str) -> str:
@@ -532,7 +530,7 @@ def render_operator(warehouse: Path, operator: str, lang: str = "fr") -> str:
     figures = [KeyFigure(fmt.text("followed_patients"), fmt.integer(known[operator]))]
     for kind in ALERT_URGENCY:
         count = alerts.filter(pl.col("kind") == kind)["enrollment_id"].n_unique()
-        figures.append(KeyFigure(ALERT_KINDS[kind][lang], fmt.integer(count)))
+        figures.append(KeyFigure(fmt.alert(kind), fmt.integer(count)))
     figures.append(
         KeyFigure(
             fmt.text("claims"),

@@ -188,3 +188,25 @@ def test_the_operator_view_holds_its_patients_and_forfaits_only(demo_warehouse, 
     assert shown and shown <= mine
     with pytest.raises(LookupError, match="no operator"):
         write_operator_report(demo_warehouse, tmp_path, "OP_NOPE")
+
+
+def test_every_word_has_both_languages_and_the_same_placeholders():
+    from string import Formatter as Fields
+
+    from pipelines.i18n import TEXTS
+
+    for key, entry in TEXTS.items():
+        assert entry["fr"] and entry["en"], key
+        fields = [{name for _, name, _, _ in Fields().parse(entry[lang]) if name} for lang in entry]
+        assert fields[0] == fields[1], key
+
+
+def test_every_word_the_code_asks_for_exists():
+    from pipelines.i18n import TEXTS
+
+    code = "".join(
+        (config.PROJECT_ROOT / "pipelines" / name).read_text(encoding="utf-8")
+        for name in ("report.py", "i18n.py")
+    )
+    asked = set(re.findall(r'\.text\(\s*"(\w+)"', code))
+    assert asked and asked <= set(TEXTS), asked - set(TEXTS)
