@@ -370,7 +370,7 @@ def report(
             console.print(f"Operator report: [bold]{page.resolve()}[/bold]")
             return
         index, *pages = write_reports(settings.warehouse, out, str(lang), exploitant)
-    except (FileNotFoundError, RuntimeError, LookupError, ValueError) as exc:
+    except (OSError, RuntimeError, LookupError, ValueError) as exc:
         _fail(str(exc))
     for page in pages:
         console.print(f"Report: {page}", soft_wrap=True)

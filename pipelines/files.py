@@ -87,6 +87,11 @@ def _csv_bytes(frame: pl.DataFrame, style: str) -> bytes:
 
 def defuse_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     """Text cells starting like a spreadsheet formula (FORMULA_STARTS) prefixed with ``'``."""
+    frame = frame.with_columns(  # categories are text too
+        pl.col(name).cast(pl.String)
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Categorical | pl.Enum)
+    )
     texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     pattern = "^[" + "".join(FORMULA_STARTS).replace("-", r"\-") + "]"
     return frame.with_columns(

@@ -561,8 +561,10 @@ def _split_lines(data: bytes) -> pa.LargeBinaryArray:
     """The lines of ``data``, each with its line end, as Arrow binaries over ``data`` itself (no
     copy, no Python loop per line)."""
     buffer = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buffer == ord("\n")) + 1
-    if len(data) and data[-1:] != b"\n":
+    # a file whose lines end with a bare CR (old Mac spreadsheets) is split on it
+    end = b"\r" if b"\n" not in data and b"\r" in data else b"\n"
+    ends = np.flatnonzero(buffer == ord(end)) + 1
+    if len(data) and data[-1:] != end:
         ends = np.append(ends, len(data))
     offsets = np.concatenate([[0], ends]).astype(np.int64)
     return pa.LargeBinaryArray.from_buffers(
@@ -597,7 +599,7 @@ def _jsonl_lines(data: bytes, source_file: str) -> pa.Table:
     text, bad = _decode(lines)
     reasons = np.where(bad, "invalid_encoding", None).astype(object)
     errors = np.where(bad, "not UTF-8 (kept as read in Latin-1)", None).astype(object)
-    if count and not data.endswith(b"\n") and not _is_json_object(text[-1].as_py()):
+    if count and not data.endswith((b"\n", b"\r")) and not _is_json_object(text[-1].as_py()):
         reasons[-1], errors[-1] = "incomplete_record", "the last line has no line end"
     return pa.table(
         {
@@ -674,6 +676,9 @@ def _csv_records(data: bytes, kind: str) -> tuple[pa.Table, list[str]]:
         encoding = enumerate(body[body_bad], start=records + 1)
         last = records
     rejected += [(number, stripped[int(i)].as_py(), *NOT_UTF8) for number, i in encoding]
+    if not set(_names(header, separator)) & set(fields):
+        # no header: its first line may be a record, counted (row 0) and kept, never dropped
+        rejected.append((0, header, *NO_HEADER))
     parsed = parsed.append_column("row_number", pa.array(numbers, pa.int64()))
     parsed = parsed.append_column("raw", raw)
     if separator == ";":  # a decimal comma
@@ -685,7 +690,7 @@ def _csv_records(data: bytes, kind: str) -> tuple[pa.Table, list[str]]:
     table = pa.concat_tables(
         [parsed, _rejected_records(fields, rejected).select(parsed.column_names)]
     )
-    if last and not data.endswith(b"\n"):
+    if last and not data.endswith((b"\n", b"\r")):
         is_last = pc.equal(table["row_number"], last)
         for name, value in INCOMPLETE:
             column = table.column_names.index(name)
@@ -697,6 +702,7 @@ def _csv_records(data: bytes, kind: str) -> tuple[pa.Table, list[str]]:
 
 WRONG_FIELD_COUNT = ("malformed_record", "wrong number of fields")
 NOT_UTF8 = ("invalid_encoding", "not UTF-8 (kept as read in Latin-1)")
+NO_HEADER = ("malformed_record", "no header: the first line holds none of the contract's fields")
 INCOMPLETE = (
     ("read_reason", "incomplete_record"),
     ("parse_error", "the last record has no line end"),
@@ -711,8 +717,8 @@ def _csv_header(header: str, fields: list[str]) -> tuple[str, list[str]]:
     if separator != ",":
         comma = ", read with a decimal comma" if separator == ";" else ""
         notes.append(f"separator {separator!r} instead of ','{comma}")
-    if not set(names) & set(fields):
-        notes.append("the header holds none of the contract's fields: " + header[:200])
+    if not set(names) & set(fields):  # its text may be a record: never in notes or logs
+        notes.append(f"the header holds none of the contract's fields ({len(names)} columns)")
     elif unknown := [name for name in names if name not in fields]:
         notes.append("columns not in the contract, ignored: " + ", ".join(unknown)[:200])
     return separator, notes

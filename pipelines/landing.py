@@ -36,6 +36,8 @@ SKIP_REASONS = {
     "not_in_a_kind_folder": "outside the folders transmissions/, enrollments/, prescriptions/, "
     "payments/",
     "unsupported": "a file type the pipeline does not read",
+    "undecodable_name": "a name that is not UTF-8 (shown with \\x escapes)",
+    "unreadable_folder": "a folder the pipeline is not allowed to list",
 }
 
 
@@ -78,8 +80,14 @@ def survey(
     root = os.path.realpath(landing)
     found = []
     for entry, kind in _walk(landing, None, top=True):
-        surveyed = _surveyed(entry, kind, landing, root)
-        if surveyed.skip_reason is None and surveyed.mtime_ns > quiet_after:
+        try:
+            surveyed = _surveyed(entry, kind, landing, root)
+        except FileNotFoundError:
+            continue  # renamed or removed since it was listed (a `.part` renamed): not there
+        # quiet: neither written (mtime) nor created or changed (ctime) lately; a modification
+        # time set in the future (a clock ahead, `touch -d`) does not defer a file for ever
+        last_write = min(surveyed.mtime_ns, surveyed.ctime_ns)
+        if surveyed.skip_reason is None and last_write > quiet_after:
             surveyed = replace(surveyed, deferred=True)
         found.append(surveyed)
     return sorted(found, key=lambda f: (f.mtime_ns, f.relpath))
@@ -89,11 +97,15 @@ def _walk(
     folder: Path, kind: str | None, top: bool = False
 ) -> Iterator[tuple[os.DirEntry, str | None]]:
     """The entries under ``folder``; kind folders give their kind to what they hold. Hidden
-    folders and links are yielded, not entered."""
+    folders, links and folders that cannot be listed are yielded, not entered."""
     with os.scandir(folder) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             is_folder = entry.is_dir(follow_symlinks=False)
-            if is_folder and not entry.name.startswith("."):
+            if (
+                is_folder
+                and not entry.name.startswith(".")
+                and os.access(entry.path, os.R_OK | os.X_OK)
+            ):
                 inner = entry.name if top and entry.name in contract.KINDS else kind
                 yield from _walk(Path(entry.path), inner)
             else:
@@ -104,6 +116,14 @@ def _surveyed(entry: os.DirEntry, kind: str | None, landing: Path, root: str) ->
     path = Path(entry.path)
     relpath = path.relative_to(landing).as_posix()
     lstat = entry.stat(follow_symlinks=False)
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (a Windows archive): kept visible
+        relpath = os.fsencode(relpath).decode("utf-8", "backslashreplace")
+        return LandingFile(
+            kind, path, relpath, None, lstat.st_size, lstat.st_mtime_ns, lstat.st_ctime_ns,
+            skip_reason="undecodable_name",
+        )  # fmt: skip
 
     def skipped(reason: str, info: os.stat_result = lstat) -> LandingFile:
         return LandingFile(
@@ -119,6 +139,8 @@ def _surveyed(entry: os.DirEntry, kind: str | None, landing: Path, root: str) ->
 
     if entry.name.startswith("."):
         return skipped("hidden_folder" if stat.S_ISDIR(lstat.st_mode) else "hidden_file")
+    if stat.S_ISDIR(lstat.st_mode):  # a folder the pipeline may not list
+        return skipped("unreadable_folder")
     target, info = path, lstat
     if stat.S_ISLNK(lstat.st_mode):
         real = os.path.realpath(path)

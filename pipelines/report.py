@@ -9,6 +9,7 @@ embedded once, every chart's data is inline. The warehouse is opened read-only.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -459,10 +460,14 @@ def build_sections(data: ExploitantData, fmt: Formatter) -> list[Section]:
 # -- pages
 
 
-def file_name(exploitant: str) -> str:
-    """The report file of an exploitant: its id, with anything but letters, digits, ``-``, ``_``
-    and ``.`` replaced (ids are printable, but may hold ``/``)."""
-    return "exploitant-" + re.sub(r"[^A-Za-z0-9._-]", "_", exploitant) + ".html"
+def file_name(exploitant: str, prefix: str = "exploitant") -> str:
+    """The report file of an exploitant: its id when it is made of letters, digits, ``-``, ``_``
+    and ``.``; otherwise (ids are printable, but may hold ``/``) the id with the other characters
+    replaced and a short hash of the whole id, so that two ids never share a file."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", exploitant)
+    if safe != exploitant:
+        safe += "-" + hashlib.sha256(exploitant.encode()).hexdigest()[:8]
+    return f"{prefix}-{safe}.html"
 
 
 def render_exploitant(con, exploitant: str, lang: str = "fr") -> str:
@@ -503,10 +508,6 @@ OPERATOR_COLUMNS = (
     "rejected",
     "paid_amount",
 )
-
-
-def operator_file_name(operator: str) -> str:
-    return "operator-" + re.sub(r"[^A-Za-z0-9._-]", "_", operator) + ".html"
 
 
 def render_operator(warehouse: Path, operator: str, lang: str = "fr") -> str:
@@ -574,7 +575,9 @@ def render_operator(warehouse: Path, operator: str, lang: str = "fr") -> str:
 
 
 def write_operator_report(warehouse: Path, folder: Path, operator: str, lang: str = "fr") -> Path:
-    return _write(folder / operator_file_name(operator), render_operator(warehouse, operator, lang))
+    return _write(
+        folder / file_name(operator, "operator"), render_operator(warehouse, operator, lang)
+    )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -598,11 +601,11 @@ def write_reports(
     with reader(warehouse) as con:  # one read-only connection for every page
         _require_marts(con, warehouse)
         listed = exploitants(con)
-        if only is not None:
-            listed = [(exploitant, n) for exploitant, n in listed if exploitant == only]
-            if not listed:
-                raise LookupError(f"no exploitant {only!r} in {warehouse}")
-        pages = [write_report(con, folder / file_name(e), e, lang) for e, _ in listed]
+        chosen = [e for e, _ in listed if only is None or e == only]
+        if not chosen:
+            raise LookupError(f"no exploitant {only!r} in {warehouse}")
+        # the index lists every exploitant, even when one report alone is written again
+        pages = [write_report(con, folder / file_name(e), e, lang) for e in chosen]
     index = TEMPLATES.get_template("index.html.j2").render(
         lang=lang,
         title=fmt.text("index_title"),

@@ -386,3 +386,78 @@ def test_every_id_field_is_checked_by_the_validation(kind):
     text = sql_text(f"ingest/validate_{kind}")
     checked = set(re.findall(r"is_valid_id\((\w+)\)", text))
     assert checked == set(contract.ID_FIELDS[kind])
+
+
+# -- what the review found (issue 23 follow-up)
+
+
+def test_a_name_that_is_not_utf8_is_recorded_not_fatal(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_text(landing / TX / "good.jsonl", jsonl([tx("P1", "2025-03-10 10:00")]))
+    name = os.path.join(os.fsencode(landing / TX), b"r\xe9sultats.jsonl")
+    with open(name, "wb") as handle:
+        handle.write(jsonl([tx("P2", "2025-03-10 10:00")]).encode())
+    ingest_direct(landing, warehouse, kinds=[TX])
+    skipped = files(warehouse).filter(pl.col("skip_reason") == "undecodable_name")
+    assert skipped["path"].to_list() == ["transmissions/r\\xe9sultats.jsonl"]
+    assert loaded(warehouse, "patient_id") == ["P1"]
+
+
+def test_a_path_gone_while_the_folder_is_listed_is_left_out(tmp_path, monkeypatch):
+    import pipelines.landing as landing_module
+
+    landing = tmp_path / "landing"
+    write_text(landing / TX / "a.jsonl.part", "{}\n")
+    write_text(landing / TX / "a.jsonl", "{}\n")
+    real = landing_module._surveyed
+
+    def renamed_meanwhile(entry, *args):
+        if entry.name.endswith(".part"):
+            raise FileNotFoundError(entry.path)  # renamed between the listing and its stat
+        return real(entry, *args)
+
+    monkeypatch.setattr(landing_module, "_surveyed", renamed_meanwhile)
+    assert [f.relpath for f in survey(landing)] == ["transmissions/a.jsonl"]
+
+
+def test_a_modification_time_in_the_future_does_not_defer_for_ever(tmp_path):
+    landing = tmp_path / "landing"
+    path = write_text(landing / TX / "a.jsonl", "{}\n")
+    future = time.time() + 86_400
+    os.utime(path, (future, future))
+    later = time.time_ns() + 3_600 * 10**9  # an hour on: written an hour ago, dated tomorrow
+    assert not survey(landing, quiet_seconds=60, now_ns=later)[0].deferred
+    assert survey(landing, quiet_seconds=60)[0].deferred  # but just written: still quiet-waited
+
+
+def test_a_csv_without_header_counts_its_first_line_and_never_logs_it(tmp_path, caplog):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    text = csv_text([tx("P1", "2025-03-10 10:00"), tx("P2", "2025-03-11 10:00")])
+    write_text(landing / TX / "a.csv", text.split("\n", 1)[1])  # the header left out
+    ingest_direct(landing, warehouse, kinds=[TX])
+    row = file_row(warehouse, "transmissions/a.csv")
+    assert (row["rows_read"], row["rows_quarantined"]) == (2, 2)
+    first = quarantined(warehouse, "transmissions/a.csv").row(0, named=True)
+    assert (first["row_number"], first["reason"]) == (0, "malformed_record")
+    assert "P1" not in row["notes"] and "P1" not in caplog.text
+
+
+def test_a_csv_with_bare_cr_line_ends_is_read_whole(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    text = csv_text([tx("P1", "2025-03-10 10:00"), tx("P2", "2025-03-11 10:00")])
+    (landing / TX).mkdir(parents=True)
+    (landing / TX / "mac.csv").write_bytes(text.replace("\n", "\r").encode())
+    ingest_direct(landing, warehouse, kinds=[TX])
+    assert sorted(loaded(warehouse, "patient_id")) == ["P1", "P2"]
+
+
+def test_touching_a_cut_file_does_not_resolve_its_incomplete_record(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    whole = jsonl([tx("P1", "2025-03-10 10:00", transmission_id=f"J{i}") for i in range(2)])
+    path = write_text(landing / TX / "live.jsonl", whole[:-20])
+    ingest_direct(landing, warehouse, kinds=[TX])
+    os.utime(path)  # a touch: read again, same bytes
+    ingest_direct(landing, warehouse, kinds=[TX])
+    assert files(warehouse)["status"].to_list() == ["ingested", "same_content"]
+    cut = quarantined(warehouse, "transmissions/live.jsonl")
+    assert cut["resolved_by_file_id"].to_list() == [None]

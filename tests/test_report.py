@@ -210,3 +210,17 @@ def test_every_word_the_code_asks_for_exists():
     )
     asked = set(re.findall(r'\.text\(\s*"(\w+)"', code))
     assert asked and asked <= set(TEXTS), asked - set(TEXTS)
+
+
+def test_two_ids_never_share_a_report_file():
+    assert file_name("EXP01") == "exploitant-EXP01.html"
+    names = {file_name(e) for e in ("EXP/01", "EXP_01", "EXP 01", "../EXP01")}
+    assert len(names) == 4 and all("/" not in n.removeprefix("exploitant-") for n in names)
+
+
+def test_every_query_of_an_exploitant_report_is_filtered_on_that_exploitant():
+    from pipelines.report import QUERIES
+    from pipelines.warehouse import sql_text
+
+    for name in (*QUERIES, "claims_summary"):
+        assert "getvariable('exploitant')" in sql_text(f"report/{name}"), name

@@ -52,16 +52,17 @@ FROM batch_counts c
 WHERE f.file_id = c.file_id;
 
 -- A record that was incomplete (the file was still being written) is resolved by the file's next
--- version read whole: the same path, recorded later, read or found with a content already read.
+-- version: the same path, recorded later with other bytes, and read.
 UPDATE ops.quarantine q
 SET resolved_by_file_id = f.file_id
 FROM (
     SELECT i.file_id AS incomplete_in, min(g.file_id) AS file_id
     FROM (SELECT DISTINCT file_id, source_file FROM ops.quarantine
           WHERE reason = 'incomplete_record' AND resolved_by_file_id IS NULL) i
-    JOIN ops.ingested_files g
+    JOIN ops.ingested_files cut ON cut.file_id = i.file_id
+    JOIN ops.ingested_files g  -- a later version with other bytes, read
       ON g.path = i.source_file AND g.file_id > i.file_id
-     AND g.status IN ('ingested', 'same_content')
+     AND g.status = 'ingested' AND g.content_hash <> cut.content_hash
     GROUP BY i.file_id
 ) f
 WHERE q.reason = 'incomplete_record' AND q.resolved_by_file_id IS NULL
