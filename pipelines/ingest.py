@@ -14,6 +14,8 @@ import hashlib
 import io
 import json
 import logging
+import os
+import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -388,7 +390,31 @@ def _read_batch(
         for record in parquet:
             _insert_parquet_file(con, kind, record)
         _validate(con, kind, None, bool(jsonl_parts))
+    _drop_changed_parquet(con, records)
     return records
+
+
+def _drop_changed_parquet(con: duckdb.DuckDBPyConnection, records: list[_FileRecord]) -> None:
+    """Parquet rows are scanned by a second open of the file, after its bytes were hashed: a file
+    replaced or written to in between (or swapped for a link) has its rows dropped from the batch
+    and is deferred, so that what is loaded is always what was hashed."""
+    for record in records:
+        if record.file.fmt != "parquet" or record.status != "ingested":
+            continue
+        f = record.file
+        try:
+            now = os.lstat(f.path)
+            same = stat.S_ISREG(now.st_mode) and (
+                now.st_size,
+                now.st_mtime_ns,
+                now.st_ctime_ns,
+            ) == (f.size, f.mtime_ns, f.ctime_ns)
+        except OSError:
+            same = False
+        if not same:
+            con.execute("DELETE FROM validated WHERE file_id = ?", [record.file_id])
+            record.unreadable(ChangedWhileRead(f"{f.relpath} changed while it was read"))
+            record.content_hash = None  # not read: a later run hashes and reads it again
 
 
 def _validate(

@@ -461,3 +461,25 @@ def test_touching_a_cut_file_does_not_resolve_its_incomplete_record(tmp_path):
     assert files(warehouse)["status"].to_list() == ["ingested", "same_content"]
     cut = quarantined(warehouse, "transmissions/live.jsonl")
     assert cut["resolved_by_file_id"].to_list() == [None]
+
+
+def test_a_parquet_file_replaced_between_its_hash_and_its_scan_is_deferred(tmp_path, monkeypatch):
+    """Parquet rows come from a second open of the file: if it changed after its bytes were
+    hashed, none of its rows is loaded and it is read again by a later run."""
+    import pipelines.ingest as ingest_module
+
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    path = write_rows(landing / TX / "a.parquet", [tx("P1", "2025-03-10 10:00")])
+    real = ingest_module._validate
+
+    def replaced_meanwhile(con, kind, scan, jsonl):
+        write_rows(path, [tx("EVIL", "2025-03-10 10:00")])  # another content, same name
+        return real(con, kind, scan, jsonl)
+
+    monkeypatch.setattr(ingest_module, "_validate", replaced_meanwhile)
+    ingest_direct(landing, warehouse, kinds=[TX])
+    assert loaded(warehouse) == []
+    assert file_row(warehouse, "transmissions/a.parquet")["status"] == "deferred"
+    monkeypatch.undo()
+    ingest_direct(landing, warehouse, kinds=[TX])
+    assert loaded(warehouse, "patient_id") == ["EVIL"]  # the file as it now is, hashed and read
