@@ -334,9 +334,10 @@ def test_an_unexpected_header_keeps_every_row_as_sent(tmp_path):
     write_text(landing / TX / "other.csv", "id|who|when\n1|P1|2025-03-10\n2|P2|2025-03-11\n")
     ingest_direct(landing, warehouse, kinds=[TX])
     rows = quarantined(warehouse, "transmissions/other.csv")
-    assert rows.select("reason", "raw_record").rows() == [
-        ("missing_field", "1|P1|2025-03-10"),
-        ("missing_field", "2|P2|2025-03-11"),
+    assert rows.select("row_number", "reason", "raw_record").rows() == [
+        (0, "malformed_record", "id|who|when"),  # a header or a record: kept either way
+        (1, "missing_field", "1|P1|2025-03-10"),
+        (2, "missing_field", "2|P2|2025-03-11"),
     ]
     assert (
         "none of the contract's fields" in file_row(warehouse, "transmissions/other.csv")["notes"]
