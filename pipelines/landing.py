@@ -84,8 +84,9 @@ def survey(
             surveyed = _surveyed(entry, kind, landing, root)
         except FileNotFoundError:
             continue  # renamed or removed since it was listed (a `.part` renamed): not there
-        # quiet: neither written (mtime) nor created or changed (ctime) lately; a modification
-        # time set in the future (a clock ahead, `touch -d`) does not defer a file for ever
+        # deferred while both its modification and status-change times are recent: a file still
+        # being written moves both; one whose modification time was set in the future (a clock
+        # ahead, `touch -d`) waits only until its last change is quiet
         last_write = min(surveyed.mtime_ns, surveyed.ctime_ns)
         if surveyed.skip_reason is None and last_write > quiet_after:
             surveyed = replace(surveyed, deferred=True)
