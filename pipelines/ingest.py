@@ -674,7 +674,7 @@ def _csv_records(data: bytes, kind: str) -> tuple[pa.Table, list[str]]:
     if len(filled) == 0:
         return _rejected_records(fields, []), []
     header = stripped[int(filled[0])].as_py()
-    separator, notes = _csv_header(header, fields)
+    separator, has_header, notes = _csv_header(header, fields)
     body = filled[1:]  # the lines of the records, when each record is a line
     body_bad = bad[body]
     readable = data
@@ -702,7 +702,7 @@ def _csv_records(data: bytes, kind: str) -> tuple[pa.Table, list[str]]:
         encoding = enumerate(body[body_bad], start=records + 1)
         last = records
     rejected += [(number, stripped[int(i)].as_py(), *NOT_UTF8) for number, i in encoding]
-    if not set(_names(header, separator)) & set(fields):
+    if not has_header:
         # no header: its first line may be a record, counted (row 0) and kept, never dropped
         rejected.append((0, header, *NO_HEADER))
     parsed = parsed.append_column("row_number", pa.array(numbers, pa.int64()))
@@ -735,19 +735,21 @@ INCOMPLETE = (
 )
 
 
-def _csv_header(header: str, fields: list[str]) -> tuple[str, list[str]]:
-    """The separator the header uses, and notes on what it holds."""
+def _csv_header(header: str, fields: list[str]) -> tuple[str, bool, list[str]]:
+    """The separator the header uses, whether it holds any contract field (else the first line
+    is no header), and notes on what it holds."""
     separator = max(CSV_SEPARATORS, key=lambda sep: len(set(_names(header, sep)) & set(fields)))
     names = _names(header, separator)
     notes = []
     if separator != ",":
         comma = ", read with a decimal comma" if separator == ";" else ""
         notes.append(f"separator {separator!r} instead of ','{comma}")
-    if not set(names) & set(fields):  # its text may be a record: never in notes or logs
+    has_header = bool(set(names) & set(fields))
+    if not has_header:  # its text may be a record: never in notes or logs
         notes.append(f"the header holds none of the contract's fields ({len(names)} columns)")
     elif unknown := [name for name in names if name not in fields]:
         notes.append("columns not in the contract, ignored: " + ", ".join(unknown)[:200])
-    return separator, notes
+    return separator, has_header, notes
 
 
 def _names(header: str, separator: str) -> list[str]:

@@ -9,6 +9,7 @@ embedded once, every chart's data is inline. The warehouse is opened read-only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from pipelines.config import PERIOD_DAYS, UNPAID_AFTER_DAYS
-from pipelines.files import FILE_MODE, TEMPLATES
+from pipelines.files import TEMPLATES, write_bytes
 from pipelines.i18n import ALERT_URGENCY, Formatter, plotly_locale
 from pipelines.warehouse import reader, scalar, sql_text, table_exists
 
@@ -470,31 +471,59 @@ def file_name(exploitant: str, prefix: str = "exploitant") -> str:
     return f"{prefix}-{safe}.html"
 
 
-def render_exploitant(con, exploitant: str, lang: str = "fr") -> str:
-    fmt = Formatter(lang)
-    data = read_exploitant(con, exploitant)
-    alerts = data["open_alerts"]
+def _page(
+    fmt: Formatter,
+    title: str,
+    who: str,
+    as_of: date,
+    figures: list[KeyFigure],
+    alerts: pl.DataFrame,
+    sections: list[Section],
+    charts: bool,
+) -> str:
+    """A report page: its key figures, the patients to act on, then its sections."""
     act = patients_to_act_on(alerts, fmt)
     return TEMPLATES.get_template("exploitant_report.html.j2").render(
-        lang=lang,
-        title=fmt.text("title", exploitant=exploitant),
+        lang=fmt.lang,
+        title=title,
         generated=fmt.text(
             "generated",
-            as_of=fmt.day(data.as_of),
+            as_of=fmt.day(as_of),
             moment=fmt.moment(datetime.now().astimezone()),
-            who=exploitant,
+            who=who,
         ),
         key_title=fmt.text("key_figures"),
-        key_figures=key_figures(data, fmt),
+        key_figures=figures,
         act_title=fmt.text("act_now"),
         act_intro=fmt.text(
             "act_now_intro", shown=fmt.integer(len(act.rows)), total=fmt.integer(alerts.height)
         ),
         act=act,
         no_alert=fmt.text("no_alert"),
-        sections=build_sections(data, fmt),
-        plotly_js=get_plotlyjs(),
-        plotly_locale=plotly_locale(lang),
+        sections=sections,
+        plotly_js=_plotly_js() if charts else None,
+        plotly_locale=plotly_locale(fmt.lang) if charts else None,
+    )
+
+
+@functools.cache
+def _plotly_js() -> str:
+    """plotly.js (3.5 MB), read once per process rather than once per page."""
+    return get_plotlyjs()
+
+
+def render_exploitant(con, exploitant: str, lang: str = "fr") -> str:
+    fmt = Formatter(lang)
+    data = read_exploitant(con, exploitant)
+    return _page(
+        fmt,
+        fmt.text("title", exploitant=exploitant),
+        exploitant,
+        data.as_of,
+        key_figures(data, fmt),
+        data["open_alerts"],
+        build_sections(data, fmt),
+        charts=True,
     )
 
 
@@ -522,7 +551,6 @@ def render_operator(warehouse: Path, operator: str, lang: str = "fr") -> str:
         as_of = scalar(con, "SELECT as_of FROM ops.model_state WHERE model = 'patient_periods'")
         alerts = con.sql(sql_text("report/operator_alerts")).pl()
         forfaits = con.sql(sql_text("report/operator_forfaits")).pl()
-    act = patients_to_act_on(alerts, fmt)
     amounts = ("ready_amount", "issued_amount", "paid_amount")
     shown = forfaits.with_columns(
         *(pl.col(name).map_elements(fmt.money, return_dtype=pl.String) for name in amounts),
@@ -545,32 +573,20 @@ def render_operator(warehouse: Path, operator: str, lang: str = "fr") -> str:
             ),
         )
     )
-    return TEMPLATES.get_template("exploitant_report.html.j2").render(
-        lang=lang,
-        title=fmt.text("operator_title", operator=operator),
-        generated=fmt.text(
-            "generated",
-            as_of=fmt.day(as_of),
-            moment=fmt.moment(datetime.now().astimezone()),
-            who=operator,
-        ),
-        key_title=fmt.text("key_figures"),
-        key_figures=figures,
-        act_title=fmt.text("act_now"),
-        act_intro=fmt.text(
-            "act_now_intro", shown=fmt.integer(len(act.rows)), total=fmt.integer(alerts.height)
-        ),
-        act=act,
-        no_alert=fmt.text("no_alert"),
-        sections=[
-            Section(
-                fmt.text("forfaits_title"),
-                fmt.text("billing_intro", days=UNPAID_AFTER_DAYS),
-                table=_table(shown, OPERATOR_COLUMNS, fmt),
-            )
-        ],
-        plotly_js=None,
-        plotly_locale=None,
+    forfaits_section = Section(
+        fmt.text("forfaits_title"),
+        fmt.text("billing_intro", days=UNPAID_AFTER_DAYS),
+        table=_table(shown, OPERATOR_COLUMNS, fmt),
+    )
+    return _page(
+        fmt,
+        fmt.text("operator_title", operator=operator),
+        operator,
+        as_of,
+        figures,
+        alerts,
+        [forfaits_section],
+        charts=False,
     )
 
 
@@ -581,9 +597,7 @@ def write_operator_report(warehouse: Path, folder: Path, operator: str, lang: st
 
 
 def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    path.chmod(FILE_MODE)
+    write_bytes(path, text.encode("utf-8"))  # mode FILE_MODE, synced
     return path
 
 
