@@ -41,6 +41,7 @@ dev: install  ## the Dagster UI on http://127.0.0.1:3000 (with the daemon: sched
 
 lint: install
 	$(RUN) ruff check .
+	$(RUN) lint-imports
 	$(RUN) ruff format --check .
 
 format: install

@@ -6,20 +6,13 @@ counts for the UI. They are tested on clean and deliberately broken data (tests/
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 
+from pipelines import config
 from pipelines.warehouse import scalar, table_exists
-
-# Quarantine share of the rows read that raises a warning / an error (issue 6); overridable by
-# the environment variables below.
-QUARANTINE_WARN_SHARE = 0.01  # env OBSERVANCE_QUARANTINE_WARN, read at each check
-QUARANTINE_ERROR_SHARE = 0.10  # env OBSERVANCE_QUARANTINE_ERROR
-# The landing feed is stale when no transmissions file arrived for this long.
-FRESHNESS_LIMIT = timedelta(hours=float(os.environ.get("OBSERVANCE_FRESHNESS_HOURS", "24")))
 
 
 @dataclass(frozen=True)
@@ -81,10 +74,9 @@ def quarantine_share(
 
     With ``since`` (the run's start), only the files this run read are judged: a bad delivery
     holds back the run that read it, and the next delivery is judged on its own."""
-    if warn is None:
-        warn = float(os.environ.get("OBSERVANCE_QUARANTINE_WARN") or QUARANTINE_WARN_SHARE)
-    if error is None:
-        error = float(os.environ.get("OBSERVANCE_QUARANTINE_ERROR") or QUARANTINE_ERROR_SHARE)
+    default_warn, default_error = config.quarantine_shares()
+    warn = default_warn if warn is None else warn
+    error = default_error if error is None else error
     read, quarantined = con.execute(
         "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_quarantined), 0) "
         "FROM ops.ingested_files WHERE kind = ? "
@@ -187,10 +179,11 @@ def file_active_consistent(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
 
 
 def landing_freshness(
-    con: duckdb.DuckDBPyConnection, now: datetime | None = None, limit: timedelta = FRESHNESS_LIMIT
+    con: duckdb.DuckDBPyConnection, now: datetime | None = None, limit: timedelta | None = None
 ) -> CheckOutcome:
     """WARN when no transmissions file arrived (was ingested) within ``limit``."""
     now = now or datetime.now(UTC)
+    limit = limit or config.freshness_limit()
     latest = (
         scalar(
             con,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -81,8 +81,36 @@ ENV_QUIET_SECONDS = "OBSERVANCE_QUIET_SECONDS"
 DEFAULT_QUIET_SECONDS = 60.0
 
 
+def env_number(name: str, default: float) -> float:
+    """A number from the environment, read when it is needed (never at import time)."""
+    return float(os.environ.get(name) or default)
+
+
 def quiet_seconds() -> float:
-    return float(os.environ.get(ENV_QUIET_SECONDS) or DEFAULT_QUIET_SECONDS)
+    return env_number(ENV_QUIET_SECONDS, DEFAULT_QUIET_SECONDS)
+
+
+# The checks (pipelines/checks.py): the share of the rows a run read that went to quarantine
+# above which the check warns, and above which it fails with ERROR (the run exits non-zero);
+# how long the landing may go without a transmissions file before the freshness check warns.
+ENV_QUARANTINE_WARN = "OBSERVANCE_QUARANTINE_WARN"
+ENV_QUARANTINE_ERROR = "OBSERVANCE_QUARANTINE_ERROR"
+ENV_FRESHNESS_HOURS = "OBSERVANCE_FRESHNESS_HOURS"
+QUARANTINE_WARN_SHARE = 0.01
+QUARANTINE_ERROR_SHARE = 0.10
+FRESHNESS_HOURS = 24.0
+
+
+def quarantine_shares() -> tuple[float, float]:
+    """(warn, error): the quarantine shares of the check, from the environment or the defaults."""
+    return (
+        env_number(ENV_QUARANTINE_WARN, QUARANTINE_WARN_SHARE),
+        env_number(ENV_QUARANTINE_ERROR, QUARANTINE_ERROR_SHARE),
+    )
+
+
+def freshness_limit() -> timedelta:
+    return timedelta(hours=env_number(ENV_FRESHNESS_HOURS, FRESHNESS_HOURS))
 
 
 # The nightly schedule and the landing sensor start on their own only where this is "on" (the
@@ -95,7 +123,7 @@ def automation_on() -> bool:
 
 
 def lock_timeout_seconds() -> float:
-    return float(os.environ.get(ENV_LOCK_TIMEOUT) or DEFAULT_LOCK_TIMEOUT_SECONDS)
+    return env_number(ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT_SECONDS)
 
 
 def restrict_new_files() -> None:

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 
 from pipelines import config
-from pipelines.generate import generate_landing
 from tests.helpers import run
+from tools.generate import generate_landing
 
 # Test files are complete when written: read at once, not after the landing's quiet period
 # (the tests of the quiet period set it themselves). Subprocesses inherit it.

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from pipelines.bench import (
+from tests.helpers import query
+from tools.bench import (
     BENCH_CGM_SHARE,
     GROUPS,
     RULES_STEP,
@@ -15,7 +16,6 @@ from pipelines.bench import (
     run_bench,
     run_out_of_core,
 )
-from tests.helpers import query
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,8 @@ def test_bench_smoke(bench):
 def test_the_storage_floor_writes_every_row_into_a_raw_transmissions_table(tmp_path, fmt):
     """The storage floor stores the landing rows as they are, in the warehouse's own table
     definition, and leaves no file behind."""
-    from pipelines.bench import floor, storage_floor
-    from pipelines.generate import generate_landing
+    from tools.bench import floor, storage_floor
+    from tools.generate import generate_landing
 
     landing = tmp_path / "landing"
     generate_landing(landing, patients=5, months=1, seed=3, formats=fmt, dirt=False)
@@ -113,7 +113,7 @@ def test_a_child_s_peak_memory_is_its_own_not_its_parent_s():
     held = bytearray(400 * 2**20)  # 400 MiB, touched
     for offset in range(0, len(held), 4096):
         held[offset] = 1
-    code = "from pipelines.bench import peak_rss_mb; print(peak_rss_mb())"
+    code = "from tools.bench import peak_rss_mb; print(peak_rss_mb())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 0 < float(done.stdout) < 300
     assert len(held) == 400 * 2**20

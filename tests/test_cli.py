@@ -1,4 +1,4 @@
-"""The command line (pipelines/cli.py): options show their environment variable and default,
+"""The command line (cli/main.py): options show their environment variable and default,
 choices are checked by Typer, and a mistake is a short error with no traceback."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from cli.main import app
 
 RUNNER = CliRunner()
 

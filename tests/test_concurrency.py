@@ -48,7 +48,7 @@ def test_two_runs_started_together(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "pipelines.cli",
+        "cli.main",
         "run",
         "--landing",
         str(landing),

@@ -94,8 +94,8 @@ def test_every_counting_rule_decides_periods_and_the_run_says_so(demo_warehouse)
     run's summary lists the closed ones with their data statuses and the rule's status."""
     from rich.console import Console
 
+    from cli.summary import print_run_summary
     from pipelines.config import Settings
-    from pipelines.summary import print_run_summary
     from pipelines.warehouse import sql_text
 
     decided = query(
@@ -126,7 +126,7 @@ def test_the_demo_runs_the_billing_loop(demo_warehouse, tmp_path):
     issued; the report shows the loop."""
     import shutil
 
-    from pipelines.cli import _billing_loop
+    from cli.main import _billing_loop
     from pipelines.config import Settings
 
     landing = tmp_path / "landing"

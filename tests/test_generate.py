@@ -18,7 +18,7 @@ import pytest
 
 from pipelines.catalog import load_activities, load_counting_rules
 from pipelines.contract import FIELDS
-from pipelines.generate import (
+from tools.generate import (
     BEHAVIOURS,
     DIRT_SHARES,
     MISSING_FIELD_CHOICES,

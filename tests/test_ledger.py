@@ -267,7 +267,7 @@ def payments(path: Path, rows: list[dict]) -> Path:
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`observance <args>`, in a process of its own."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         capture_output=True,
         text=True,
         env=env,

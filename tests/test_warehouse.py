@@ -12,9 +12,9 @@ import pytest
 from dagster_project.runner import materialize_all
 from pipelines import models, warehouse
 from pipelines.config import Settings
-from pipelines.generate import generate_landing
 from pipelines.warehouse import RunConnection, reader
 from tests.helpers import run
+from tools.generate import generate_landing
 
 
 @pytest.fixture

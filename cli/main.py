@@ -15,9 +15,9 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from pipelines import config
-from pipelines.bench import BENCH_CGM_SHARE
-from pipelines.generate import DEFAULT_CGM_SHARE
 from pipelines.warehouse import WarehouseBusy
+from tools.bench import BENCH_CGM_SHARE
+from tools.generate import DEFAULT_CGM_SHARE
 
 # pretty_exceptions_show_locals=False: a traceback never prints the values of a patient
 app = typer.Typer(
@@ -126,8 +126,8 @@ def run(
     lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Ingest new landing files and rebuild every table (the nightly asset graph, in-process)."""
+    from cli.summary import print_run_summary
     from dagster_project.runner import materialize_all
-    from pipelines.summary import print_run_summary
 
     _set_lock_timeout(lock_timeout)
     try:
@@ -321,7 +321,7 @@ def generate(
     cgm_share: CgmShareOpt = DEFAULT_CGM_SHARE,
 ) -> None:
     """Write a synthetic landing folder (deterministic by --seed)."""
-    from pipelines.generate import generate_landing
+    from tools.generate import generate_landing
 
     with console.status(f"Generating {patients} enrollments over {months} months ..."):
         summary = generate_landing(
@@ -446,7 +446,7 @@ def bench(
     cgm_share: CgmShareOpt = BENCH_CGM_SHARE,
 ) -> None:
     """Benchmark B1 stage by stage against a plain-scan floor (a measurement, not a test)."""
-    from pipelines.bench import report_lines, run_bench, run_out_of_core
+    from tools.bench import report_lines, run_bench, run_out_of_core
 
     if out_of_core:
         with console.status(f"Out-of-core run: {out_of_core} x {patients:,} enrollments ..."):
@@ -512,7 +512,7 @@ def _issue_both(settings: config.Settings, billing: Path, batch: int) -> None:
 def _billing_loop(settings: config.Settings) -> None:
     """The demo's billing loop, with the commands billing staff run (docs/operations.md)."""
     from dagster_project.runner import materialize_all
-    from pipelines.generate import generate_payments, late_death_notices
+    from tools.generate import generate_payments, late_death_notices
 
     billing = settings.warehouse.parent / "billing"
     console.rule("Billing: issue the ready lines of both payees")

@@ -86,7 +86,7 @@ def _landing(
     work: Path, fmt: str, patients: int, months: int, end: date, cgm_share: float
 ) -> tuple[Path, float]:
     """The cached landing folder of one format (generated once per parameters)."""
-    from pipelines.generate import generate_landing
+    from tools.generate import generate_landing
 
     root = work / f"{fmt}-{patients}-{months}-{end}-cgm{cgm_share:g}"
     marker = root / "generated.json"
@@ -194,7 +194,7 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
 
 def add_one_night(landing: Path, fmt: str) -> int:
     """A new arrival folder: the last day's files again, one day later, with new ids."""
-    from pipelines.generate import write_transmissions
+    from tools.generate import write_transmissions
 
     folders = (landing / "transmissions").iterdir()
     days = sorted(p for p in folders if p.is_dir() and not p.name.endswith(NIGHT_SUFFIX))
@@ -222,7 +222,7 @@ def _timed_run(landing: Path, warehouse: Path, as_of: date, by_group: bool) -> R
     """The asset graph in a fresh process (start-up and RSS included): group by group, or in
     one run as the nightly schedule does."""
     mode = "groups" if by_group else "whole"
-    command = [sys.executable, "-m", "pipelines.bench", "--child", str(landing), str(warehouse)]
+    command = [sys.executable, "-m", "tools.bench", "--child", str(landing), str(warehouse)]
     command += [as_of.isoformat(), mode]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -1,0 +1,1 @@
+"""Tools beside the domain: the synthetic landing generator and the benchmark."""
