@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_project.checks import asset_checks
 from dagster_project.definitions import all_assets
 from dagster_project.resources import resources_for
-from dagster_project.schedules import ISSUE_SELECTION, NIGHTLY_SELECTION
+from dagster_project.schedules import ISSUE_SELECTION, NIGHTLY_SELECTION, assets
 from pipelines.config import Settings
 
 # Dagster's own console log is silent in-process: a failed step is raised as StepFailed, a failed
@@ -33,7 +33,7 @@ def new_instance() -> dg.DagsterInstance:
 
 def materialize_all(
     settings: Settings,
-    selection: str | list[str] | None = None,
+    selection: dg.AssetSelection | list[str] | None = None,
     instance: dg.DagsterInstance | None = None,
     quiet: bool = True,
     op_config: dict[str, dict] | None = None,
@@ -50,7 +50,9 @@ def materialize_all(
     result = dg.materialize(
         [*all_assets, *asset_checks],
         resources=resources_for(settings),
-        selection=selection or NIGHTLY_SELECTION,
+        selection=assets(*selection)
+        if isinstance(selection, list)
+        else selection or NIGHTLY_SELECTION,
         instance=instance or new_instance(),
         run_config=run_config or None,
         raise_on_error=False,
@@ -97,8 +99,9 @@ def held_back(result: dg.ExecuteInProcessResult) -> list[str]:
     started = {event.step_key for event in result.all_events if event.is_step_start}
     return sorted(
         key.to_user_string()
-        for key in result.job_def.asset_layer.executable_asset_keys
-        if "__".join(key.path) in planned - started
+        for definition in all_assets
+        if definition.op.name in planned - started
+        for key in definition.keys
     )
 
 

@@ -8,6 +8,16 @@ from pipelines.landing import survey
 
 # issuing lines for billing is a person's decision (`observance issue`), never the schedule's
 ISSUE_SELECTION = ["ledger/issued_lines", "marts/claim_status", "marts/billing_lines"]
+
+
+def assets(*keys: str) -> dg.AssetSelection:
+    """The assets ``keys`` ("schema/table") and the other tables their models write (a SQL model
+    that writes several tables is built whole)."""
+    return dg.AssetSelection.assets(
+        *(key.split("/") for key in keys)
+    ).required_multi_asset_neighbors()
+
+
 NIGHTLY_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets(["ledger", "issued_lines"])
 nightly_job = dg.define_asset_job(
     "nightly",
@@ -16,7 +26,7 @@ nightly_job = dg.define_asset_job(
 )
 issue_job = dg.define_asset_job(
     "issue",
-    selection=dg.AssetSelection.assets(*(key.split("/") for key in ISSUE_SELECTION)),
+    selection=assets(*ISSUE_SELECTION),
     description="Issue a batch of lines (run config: payee, out, filters), then the billing "
     "marts that show it.",
 )

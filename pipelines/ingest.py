@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from pipelines import config, contract
 from pipelines.faults import fault
 from pipelines.landing import SKIP_REASONS, ChangedWhileRead, LandingFile, read_bytes, survey
-from pipelines.warehouse import run_sql, scalar, sql_text, table_exists
+from pipelines.warehouse import migrate, run_sql, scalar, sql_text, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def ingest(
     """
     if not table_exists(con, "ref.activities"):
         raise RuntimeError("ref.activities is missing: load the catalog (reference asset) first")
-    run_sql(con, "ingest/schema")
+    migrate(con)
     run_sql(con, "ingest/macros")
     set_ingest_parameters(con)
     surveyed = survey(landing, config.quiet_seconds())

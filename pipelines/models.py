@@ -1,204 +1,345 @@
-"""The SQL models of the warehouse: one entry per ``sql/`` file, with what it reads and writes.
+"""The SQL models of the warehouse, and the one place where incrementality lives.
 
-Dagster turns each entry into one asset (dagster_project/assets/models.py); tests and the
-benchmark run them through the same asset graph. Order in MODELS is a valid build order.
+A model is one SQL file under ``sql/{observance,file_active,billing,alerts}/`` that starts with a
+header, a YAML block comment::
+
+    /* model
+    writes: [staging.period_units, staging.matched_units]   # the first is the main table
+    group: observance
+    incremental: true                                       # optional, default false
+    consumes: [ops.units_pending]                           # optional: change feeds it empties
+    compares: {staging.enrollments: [enrollment_id, end_date]}   # optional: snapshot diffs
+    views: [staging.matched_units]                          # optional: written as views
+    metadata: metadata/period_units                         # optional: shown per build
+    then: price_semesters                                   # optional: a Python step after it
+    step_reads: [ref.activities]                            # what that step reads
+    description: One line for the asset catalog.
+    */
+
+Every table a model writes is an asset (dagster_project/assets/models.py); what it reads — its
+dependencies — is read from its SQL (``schema.table`` names), never listed by hand.
+
+A plain model rebuilds its tables every run. For an incremental model the runner (``build``):
+
+* computes its **fingerprint**: its SQL (comments aside), the reference data when it reads
+  ``ref.*``, and the values of the parameters it reads. A model without state, or whose
+  fingerprint changed, is built **in full**: the tables it writes are dropped first (its SQL
+  creates them again, in their current shape) and every incremental model downstream of it loses
+  its state, so it is built in full too;
+* sets the variables its SQL reads: ``full_build``, ``previous_as_of`` (the evaluation date of
+  its last build; null in full) and ``after_file_id`` (the last ingested file it has seen; 0 in
+  full: rows of raw.* with a larger ``file_id`` are new);
+* for each table it ``compares``, keeps a snapshot of the listed columns as of its last build and
+  gives the SQL a temporary table ``<table>_changes``: the rows added, changed (both versions)
+  or removed since (every row in full);
+* after the SQL: empties the change feeds it ``consumes``, replaces the snapshots and records its
+  state (ops.model_state) — in the same transaction as the model's own writes.
+
+The model's SQL is only its rules: which keys its changes touch, and how to compute them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
+from pathlib import Path
 
 import duckdb
+import yaml
 
+from pipelines import config
 from pipelines.faults import fault
 from pipelines.file_active import price_semesters
 from pipelines.warehouse import (
+    drop_relation,
     drop_table_become_view,
     pace_vacuum,
+    parameters,
     row_count,
     run_sql,
+    scalar,
     set_parameters,
     sql_text,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_FOLDERS = ("observance", "file_active", "billing", "alerts")
+HEADER = re.compile(r"\A/\* model\n(?P<yaml>.*?)\n\*/\n", re.S)
+# a comment or a string literal (matched together: a literal may hold "--")
+_COMMENT_OR_LITERAL = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", re.S)
+_RELATION = re.compile(r"\b(ref|raw|ops|staging|marts|ledger)\.([a-z_][a-z0-9_]*)\b(?!\s*\()")
+_VARIABLE = re.compile(r"getvariable\('([a-z_]+)'\)")
+# The variables the runner sets for an incremental model (and only for one).
+RUNNER_VARIABLES = ("full_build", "previous_as_of", "after_file_id")
+# Python steps a model runs after its SQL, in the same transaction (``then:`` in its header).
+STEPS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    "price_semesters": price_semesters,
+}
+# The assets that write the tables models read, other than models: the catalog writes every
+# ref.* table, the ledger asset every ledger.* table, each ingestion asset its raw.* table;
+# ingestion's own bookkeeping is written by every ingestion asset.
+SOURCE_ASSETS = {"ref": "ref.catalog", "ledger": "ledger.issued_lines"}
+INGESTION_BOOKKEEPING = frozenset({"ops.ingested_files", "ops.quarantine"})
+RAW_ASSETS = frozenset(
+    {"raw.transmissions", "raw.enrollments", "raw.prescriptions", "raw.payments"}
 )
 
 
 @dataclass(frozen=True)
 class Model:
-    key: str  # asset key and main table, "schema.table"
     sql: str  # file under sql/, without .sql
-    deps: tuple[str, ...]  # keys of the models or raw tables it reads
+    writes: tuple[str, ...]  # every table (or view) it writes; the first is its asset key
     group: str
-    also_writes: tuple[str, ...] = ()
     description: str = ""
-    # a Python step run after the SQL, in the same transaction (e.g. pricing from a data file)
-    then: Callable[[duckdb.DuckDBPyConnection], None] | None = None
-    # sql/metadata/<name>.sql: one row whose columns are shown with each materialization
-    metadata_sql: str | None = None
-    # the written relations the SQL creates as views (a table an earlier version left under that
-    # name is dropped first, in the same transaction)
+    incremental: bool = False
+    consumes: tuple[str, ...] = ()
+    compares: dict[str, tuple[str, ...]] = field(default_factory=dict)
     views: tuple[str, ...] = ()
+    metadata_sql: str | None = None
+    then: str | None = None
+    step_reads: tuple[str, ...] = ()
+    header: str = ""  # as written (part of the fingerprint)
+    code: str = ""  # the SQL without its comments (part of the fingerprint)
 
     @property
-    def tables(self) -> tuple[str, ...]:
-        return (self.key, *self.also_writes)
+    def key(self) -> str:
+        return self.writes[0]
+
+    @property
+    def name(self) -> str:
+        """The model's name in ops.model_state: its main table without the schema."""
+        return self.key.split(".")[1]
+
+    @cached_property
+    def reads(self) -> frozenset[str]:
+        """Every table or view its SQL names that it does not write itself."""
+        without_literals = _COMMENT_OR_LITERAL.sub(" ", self.code)
+        names = {f"{schema}.{table}" for schema, table in _RELATION.findall(without_literals)}
+        return frozenset((names | set(self.compares) | set(self.step_reads)) - set(self.writes))
+
+    @cached_property
+    def variables(self) -> frozenset[str]:
+        return frozenset(_VARIABLE.findall(self.code))
+
+    @property
+    def compares_snapshots(self) -> tuple[str, ...]:
+        return tuple(snapshot_table(self, table) for table in self.compares)
 
 
-MODELS: tuple[Model, ...] = (
-    Model(
-        "staging.enrollments",
-        "observance/01_enrollments",
-        ("raw.enrollments", "raw.prescriptions", "ref.catalog"),
-        "observance",
-        also_writes=("staging.prescriptions",),
-        description="Latest version of each enrollment and prescription, with the counting rule "
-        "of its line and monitoring profile (R3); capped prescription lengths (R7).",
-    ),
-    Model(
-        "staging.daily_units",
-        "observance/02_daily_units",
-        ("raw.transmissions", "ref.catalog"),
-        "observance",
-        also_writes=("staging.receipt_days",),
-        description="Readings per patient, Paris civil date, eye and counted measure type; "
-        "calibration (R1, R3); the days counted readings were received (R3 weekly rule).",
-    ),
-    Model(
-        "staging.periods",
-        "observance/03_periods",
-        ("staging.enrollments",),
-        "observance",
-        description="30-day periods from each enrollment start, open or closed (R2).",
-    ),
-    Model(
-        "staging.period_units",
-        "observance/04_period_units",
-        ("staging.daily_units", "staging.periods", "ref.catalog"),
-        "observance",
-        also_writes=("staging.matched_units", "staging.unmatched_units"),
-        description="Daily units matched to enrollments (incrementally) and counted per period "
-        "(R2, R3).",
-    ),
-    Model(
-        "marts.patient_periods",
-        "observance/05_patient_periods",
-        (
-            "staging.period_units",
-            "staging.periods",
-            "staging.enrollments",
-            "staging.daily_units",
-            "ref.catalog",
-        ),
-        "observance",
-        description="One row per enrollment x period: completeness, billability, flags (R3-R7).",
-        metadata_sql="metadata/patient_periods",
-    ),
-    Model(
-        "marts.unmatched_transmissions",
-        "observance/06_unmatched",
-        ("staging.period_units",),
-        "observance",
-        description="Transmissions that match no enrollment, per exploitant and activity (R2).",
-    ),
-    Model(
-        "marts.data_quality_findings",
-        "observance/07_data_quality",
-        ("staging.enrollments", "raw.enrollments", "raw.prescriptions", "ref.catalog"),
-        "observance",
-        description="Enrollment and prescription problems to fix upstream (R2, R3, R7, R7b).",
-    ),
-    Model(
-        "marts.file_active_monthly",
-        "file_active/01_monthly",
-        ("marts.patient_periods", "staging.enrollments", "ref.catalog"),
-        "file_active",
-        description="Billable and monitored patients per month, exploitant, code, ICD-11 level "
-        "(R8).",
-        metadata_sql="metadata/file_active_monthly",
-    ),
-    Model(
-        "marts.file_active_semester",
-        "file_active/02_semester",
-        ("marts.file_active_monthly", "ref.catalog"),
-        "file_active",
-        also_writes=("staging.file_active_semester",),
-        description="Semester average file active and the forfait-technique amount it sets for "
-        "the next semester (R8, R9).",
-        then=price_semesters,
-    ),
-    Model(
-        "marts.claim_status",
-        "billing/01_claim_status",
-        ("ledger.issued_lines", "raw.payments"),
-        "billing",
-        description="Per issued line, the payer's answer: issued, paid, partially paid, "
-        "rejected, unpaid overdue (R12).",
-        metadata_sql="metadata/claim_status",
-    ),
-    Model(
-        "marts.billing_lines",
-        "billing/02_billing_lines",
-        (
-            "marts.file_active_semester",
-            "marts.patient_periods",
-            "staging.enrollments",
-            "ref.catalog",
-            "ledger.issued_lines",
-            "marts.claim_status",
-        ),
-        "billing",
-        also_writes=("marts.billing_held", "marts.billing_corrections", "staging.due_lines"),
-        views=("marts.billing_lines", "staging.lines_in_force"),
-        description="Operator and exploitant lines per billable period, in claims of at most six "
-        "consecutive periods: the lines in force in the ledger, the others ready or pending; "
-        "periods waiting for a tariff are held; the corrections the ledger needs (R10, R11).",
-        metadata_sql="metadata/billing_lines",
-    ),
-    Model(
-        "staging.current_problems",
-        "alerts/01_current_problems",
-        ("marts.patient_periods", "staging.period_units", "staging.enrollments", "ref.catalog"),
-        "reporting",
-        description="Problems open on as_of: interruption, period at risk, reinforce, stop, "
-        "prescription expiring.",
-    ),
-    Model(
-        "marts.alerts",
-        "alerts/02_alerts",
-        ("staging.current_problems",),
-        "reporting",
-        also_writes=("ops.alert_history",),
-        views=("marts.alerts",),
-        description="Alerts for care teams and exploitants, kept across runs (first seen, last "
-        "seen, resolved).",
-        metadata_sql="metadata/alerts",
-    ),
-)
+def snapshot_table(model: Model, table: str) -> str:
+    """Where the runner keeps ``model``'s snapshot of ``table`` (ops.snapshot_<model>_<table>)."""
+    return f"ops.snapshot_{model.name}_{table.split('.')[1]}"
+
+
+def changes_table(table: str) -> str:
+    """The temporary table of the rows of ``table`` changed since the model's last build."""
+    return f"{table.split('.')[1]}_changes"
+
+
+def load_model(path: Path) -> Model | None:
+    """The model of ``path``, or None when the file has no model header."""
+    text = path.read_text(encoding="utf-8")
+    match = HEADER.match(text)
+    if match is None:
+        return None
+    spec = yaml.safe_load(match["yaml"])
+    known = {"writes", "group", "description", "incremental", "consumes", "compares", "views"}
+    unknown = set(spec) - known - {"metadata", "then", "step_reads"}
+    if unknown:
+        raise ValueError(f"{path}: unknown header keys {sorted(unknown)}")
+    return Model(
+        sql=path.relative_to(config.SQL_DIR).with_suffix("").as_posix(),
+        writes=tuple(spec["writes"]),
+        group=spec["group"],
+        description=" ".join(str(spec.get("description", "")).split()),
+        incremental=bool(spec.get("incremental", False)),
+        consumes=tuple(spec.get("consumes", ())),
+        compares={table: tuple(columns) for table, columns in spec.get("compares", {}).items()},
+        views=tuple(spec.get("views", ())),
+        metadata_sql=spec.get("metadata"),
+        then=spec.get("then"),
+        step_reads=tuple(spec.get("step_reads", ())),
+        header=match["yaml"],
+        code=_COMMENT_OR_LITERAL.sub(_literal_only, text[match.end() :]),
+    )
+
+
+def _literal_only(match: re.Match) -> str:
+    return match[0] if match[0].startswith("'") else " "
+
+
+def asset_of(relation: str, written: dict[str, Model]) -> str | None:
+    """The asset that writes ``relation`` (None: ingestion's bookkeeping, which every ingestion
+    asset writes); raises when no asset does."""
+    if relation in written:
+        return relation
+    schema = relation.split(".")[0]
+    if schema in SOURCE_ASSETS:
+        return SOURCE_ASSETS[schema]
+    if relation in RAW_ASSETS:
+        return relation
+    if relation in INGESTION_BOOKKEEPING:
+        return None
+    raise ValueError(f"{relation} is read by a model but written by no asset")
+
+
+def discover(
+    sql_dir: Path = config.SQL_DIR,
+) -> tuple[tuple[Model, ...], dict[str, tuple[str, ...]]]:
+    """Every model, in a build order (by file name where the dependencies allow), and each
+    model's dependencies as asset keys."""
+    paths = sorted(p for folder in MODEL_FOLDERS for p in (sql_dir / folder).glob("*.sql"))
+    models = [model for model in map(load_model, paths) if model is not None]
+    written = {table: model for model in models for table in model.writes}
+    deps = {}
+    for model in models:
+        _validate(model)
+        assets = {asset_of(relation, written) for relation in model.reads}
+        deps[model.key] = tuple(sorted(asset for asset in assets if asset is not None))
+    ordered: list[Model] = []
+    while len(ordered) < len(models):
+        ready = [
+            m
+            for m in models
+            if m not in ordered
+            and all(written[r] in ordered for r in m.reads if r in written and written[r] is not m)
+        ]
+        if not ready:
+            raise ValueError("the models' dependencies form a cycle")
+        ordered.append(ready[0])
+    return tuple(ordered), deps
+
+
+def _validate(model: Model) -> None:
+    runner = model.variables & set(RUNNER_VARIABLES)
+    if runner and not model.incremental:
+        raise ValueError(f"{model.sql} reads {sorted(runner)} but is not incremental")
+    for table in (*model.views, *model.consumes):
+        if table not in model.writes and table not in model.reads:
+            raise ValueError(f"{model.sql}: {table} is neither written nor read by its SQL")
+    if model.then is not None and model.then not in STEPS:
+        raise ValueError(f"{model.sql}: unknown step {model.then}")
+
+
+MODELS, DEPS = discover()
 MODELS_BY_KEY = {model.key: model for model in MODELS}
-log = logging.getLogger(__name__)
+
+
+def descendants(model: Model) -> list[Model]:
+    """The models downstream of ``model``, at any distance."""
+    tables, found = set(model.writes), []
+    for other in MODELS[MODELS.index(model) + 1 :]:
+        if other.reads & tables:
+            found.append(other)
+            tables.update(other.writes)
+    return found
+
+
+def drop_derived(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every table the models write and forget their state: the next run rebuilds them
+    from raw.* (what cannot be rebuilt — raw.*, ledger.*, ops.alert_history, ingestion's
+    bookkeeping — is kept)."""
+    kept = {"ops.alert_history"}
+    for model in MODELS:
+        for table in (*model.writes, *model.compares_snapshots):
+            if table not in kept:
+                drop_relation(con, table)
+    con.execute("DELETE FROM ops.model_state")
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> str:
+    """What an incremental model's tables depend on beyond the data: its header and SQL
+    (comments aside), the reference data, the parameters it reads (the evaluation date aside:
+    the model follows it through ``previous_as_of``)."""
+    values = parameters(as_of)
+    parts = [model.header, " ".join(model.code.split())]
+    if any(relation.startswith("ref.") for relation in model.reads):
+        parts.append(scalar(con, "SELECT reference_hash FROM ref.version"))
+    parts += [
+        f"{name}={values[name]}" for name in sorted(model.variables & set(values) - {"as_of"})
+    ]
+    for table in model.compares:  # the shape of what is compared (its snapshot has that shape)
+        parts.append(con.sql(f"SELECT * FROM {table} LIMIT 0").types)
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def _begin_incremental(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> str:
+    """Decide full or not, prepare the state, set the runner's variables; returns the
+    fingerprint to record."""
+    current = fingerprint(con, model, as_of)
+    state = con.execute(
+        "SELECT fingerprint, after_file_id, as_of FROM ops.model_state WHERE model = ?",
+        [model.name],
+    ).fetchall()
+    full = not state or state[0][0] != current
+    if full:
+        for table in (*model.writes, *model.compares_snapshots):
+            drop_relation(con, table)
+        downstream = [m.name for m in descendants(model) if m.incremental]
+        if downstream:
+            con.execute("DELETE FROM ops.model_state WHERE list_contains(?, model)", [downstream])
+        log.info("%s is built in full", model.key)
+    con.execute("SET VARIABLE full_build = ?", [full])
+    con.execute("SET VARIABLE previous_as_of = ?", [None if full else state[0][2]])
+    con.execute("SET VARIABLE after_file_id = ?", [0 if full else state[0][1]])
+    for table, columns in model.compares.items():
+        listed, snapshot = ", ".join(columns), snapshot_table(model, table)
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {snapshot} AS SELECT {listed} FROM {table} LIMIT 0"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {changes_table(table)} AS "
+            f"(SELECT {listed} FROM {table} EXCEPT SELECT * FROM {snapshot}) UNION ALL "
+            f"(SELECT * FROM {snapshot} EXCEPT SELECT {listed} FROM {table})"
+        )
+    return current
+
+
+def _end_incremental(
+    con: duckdb.DuckDBPyConnection, model: Model, as_of: date, current: str
+) -> None:
+    for feed in model.consumes:
+        con.execute(f"DELETE FROM {feed}")
+    for table, columns in model.compares.items():
+        con.execute(
+            f"CREATE OR REPLACE TABLE {snapshot_table(model, table)} AS "
+            f"SELECT {', '.join(columns)} FROM {table}"
+        )
+    con.execute(
+        "INSERT OR REPLACE INTO ops.model_state (model, after_file_id, fingerprint, as_of) "
+        "SELECT ?, coalesce(max(file_id), 0), ?, ? FROM ops.ingested_files",
+        [model.name, current, as_of],
+    )
 
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str, object]:
-    """Run one model's SQL as of ``as_of``; returns the row count of each table it writes and
-    the model's own metadata (counts only, never patient-level values)."""
+    """Run one model as of ``as_of``, in one transaction; returns the row count of each table
+    it writes and the model's own metadata (counts only, never patient-level values)."""
     set_parameters(con, as_of)
     pace_vacuum(con, as_of)
     con.begin()
     try:
+        current = _begin_incremental(con, model, as_of) if model.incremental else None
         for view in model.views:
             drop_table_become_view(con, view)
         run_sql(con, model.sql)
         if model.then is not None:
-            model.then(con)
+            STEPS[model.then](con)
+        if current is not None:
+            _end_incremental(con, model, as_of, current)
         fault(f"model:{model.key}:written")
         con.commit()
     except BaseException:
         con.rollback()
         raise
     # (a view is counted by its metadata query, if at all: counting it runs it)
-    tables = [table for table in model.tables if table not in model.views]
+    tables = [table for table in model.writes if table not in model.views]
     counts: dict[str, object] = {f"{table}_rows": row_count(con, table) for table in tables}
     log.info("built %s (%s)", model.key, ", ".join(f"{k} {v}" for k, v in counts.items()))
     if model.metadata_sql:

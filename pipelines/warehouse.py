@@ -13,6 +13,7 @@ would otherwise clash with the schema ``marts``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -49,21 +50,6 @@ KEEP_OPEN_BELOW_RSS_BYTES = 1536 << 20
 # default (configure); the models turn it on for one evaluation date every VACUUM_EVERY_DAYS
 # (pace_vacuum). In between, deleted rows keep their place in the row groups, skipped by scans.
 VACUUM_EVERY_DAYS = 7
-# The layout of the derived tables: every table of staging.* and marts.*, and the incremental
-# models' state (ops.model_state, ops.units_pending, ops.periods_pending). A warehouse whose
-# derived tables were built with another layout has them dropped by ``migrate`` and rebuilt from
-# raw.* by the run; what cannot be rebuilt (raw.*, ops.ingested_files, ops.quarantine,
-# ops.alert_history, ledger.*) is kept. Raise it when a derived table changes shape.
-# 2: counting per line and monitoring profile (rules.md R3); 3: versions (R7b), the weekly gap
-# by day of receipt; 4: the claims ledger (R11): the claims earlier versions froze
-# (ops.claim_lines) were never issued and go.
-DERIVED_LAYOUT = "derived-4"
-DERIVED_STATE = (
-    "ops.units_pending",
-    "ops.periods_pending",
-    "ops.receipts_pending",
-    "ops.claim_lines",
-)
 
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:
@@ -288,9 +274,10 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(sql_text(name))
 
 
-def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
-    """Expose the evaluation date and the named rule constants to SQL as variables."""
-    values = {
+def parameters(as_of: date) -> dict[str, object]:
+    """The evaluation date and the named rule constants, as the SQL reads them
+    (``getvariable('name')``)."""
+    return {
         "as_of": as_of,
         "period_days": config.PERIOD_DAYS,
         "sufficiency_threshold": config.SUFFICIENCY_THRESHOLD,
@@ -304,7 +291,11 @@ def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         "prescription_notice_days": config.PRESCRIPTION_NOTICE_DAYS,
         "unpaid_after_days": config.UNPAID_AFTER_DAYS,
     }
-    for name, value in values.items():
+
+
+def set_parameters(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """Expose the evaluation date and the named rule constants to SQL as variables."""
+    for name, value in parameters(as_of).items():
         con.execute(f"SET VARIABLE {name} = ?", [value])
 
 
@@ -324,7 +315,7 @@ def pace_vacuum(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
     # since every run with that date vacuums
     if due and as_of != last:
         con.execute(
-            "INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of) "
+            "INSERT OR REPLACE INTO ops.model_state (model, after_file_id, fingerprint, as_of) "
             "VALUES ('vacuum', 0, '', ?)",
             [as_of],
         )
@@ -332,40 +323,55 @@ def pace_vacuum(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
     return due
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> bool:
-    """Create the ingestion layer's tables (new columns included) and, when the derived tables
-    were built with another layout than DERIVED_LAYOUT, drop them so that the run rebuilds them;
-    returns whether they were dropped. Runs in one transaction."""
+MIGRATIONS = "migrations"  # sql/migrations/NNN_what.sql
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the schema migrations (sql/migrations/NNN_*.sql) this warehouse has not had yet, in
+    their order and in one transaction; returns the names applied. Each is recorded in
+    ops.schema_migrations with a checksum of its text: a migration edited after it was applied
+    is refused (a change is a new migration). The derived tables (staging.*, marts.*) need none:
+    a model whose SQL changed is rebuilt in full by the model runner (pipelines/models.py)."""
+    files = sorted((config.SQL_DIR / MIGRATIONS).glob("[0-9][0-9][0-9]_*.sql"))
+    upgrade = table_exists(con, "ops.ingested_files")  # else a new warehouse: nothing to say
     con.begin()
     try:
-        run_sql(con, "ingest/schema")
-        run_sql(con, "ledger/schema")
-        layout = scalar(con, "SELECT reference_hash FROM ops.model_state WHERE model = 'layout'")
-        reset, derived = layout != DERIVED_LAYOUT, []
-        if reset:
-            derived = con.execute(
-                "SELECT schema_name || '.' || table_name, 'TABLE' FROM duckdb_tables() "
-                "WHERE schema_name IN ('staging', 'marts') AND NOT temporary "
-                "UNION ALL SELECT schema_name || '.' || view_name, 'VIEW' FROM duckdb_views() "
-                "WHERE schema_name IN ('staging', 'marts') AND NOT internal AND NOT temporary"
-            ).fetchall()
-            for name, kind in derived:
-                con.execute(f"DROP {kind} {name}")
-            for name in DERIVED_STATE:
-                con.execute(f"DROP TABLE IF EXISTS {name}")
-            con.execute("DELETE FROM ops.model_state WHERE model <> 'vacuum'")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS ops.schema_migrations (version INTEGER PRIMARY KEY, "
+            "name VARCHAR NOT NULL, checksum VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        applied = dict(con.execute("SELECT name, checksum FROM ops.schema_migrations").fetchall())
+        done = []
+        for path in files:
+            text = path.read_text(encoding="utf-8")
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if path.stem in applied:
+                if applied[path.stem] != checksum:
+                    raise RuntimeError(
+                        f"migration {path.name} changed after it was applied: "
+                        "add a new migration instead"
+                    )
+                continue
+            con.execute(text)
             con.execute(
-                "INSERT INTO ops.model_state (model, after_file_id, reference_hash) "
-                "VALUES ('layout', 0, ?)",
-                [DERIVED_LAYOUT],
+                "INSERT INTO ops.schema_migrations VALUES (?, ?, ?, now())",
+                [int(path.stem[:3]), path.stem, checksum],
             )
+            done.append(path.stem)
         con.commit()
     except BaseException:
         con.rollback()
         raise
-    if derived:
-        log.info("derived tables of layout %s dropped: this run rebuilds them", layout)
-    return reset
+    if done and upgrade:
+        log.info("migrations applied: %s", ", ".join(done))
+    return done
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
+    """Drop the table or view ``schema.name``, if there is one."""
+    kind = _relation_kind(con, qualified)
+    if kind is not None:
+        con.execute(f"DROP {kind.upper()} {qualified}")
 
 
 def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None):

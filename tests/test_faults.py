@@ -26,6 +26,7 @@ WALL_CLOCK = {
     "quarantined_at",
     "issued_at",
     "frozen_at",
+    "applied_at",
     "ctime_ns",
 }
 SCHEMAS = ("raw", "ops", "ref", "staging", "marts", "ledger")

@@ -21,6 +21,7 @@ import pytest
 
 from pipelines.evidence import write_evidence
 from pipelines.faults import FAULT_ENV
+from pipelines.models import drop_derived
 from pipelines.warehouse import writer
 from tests.helpers import (
     catalog_copy,
@@ -192,7 +193,7 @@ def test_a_rebuild_after_issue_leaves_the_ledger_as_it_was(base):
     before_lines = query(warehouse, "SELECT * FROM marts.billing_lines ORDER BY line_id")
     evidence = query(warehouse, "SELECT * FROM ledger.period_evidence ORDER BY ALL")
     with writer(warehouse) as con:
-        con.execute("UPDATE ops.model_state SET reference_hash = 'old' WHERE model = 'layout'")
+        drop_derived(con)
     run(landing, warehouse, AS_OF)
     assert ledger(warehouse).equals(before_ledger)
     assert query(warehouse, "SELECT * FROM ledger.period_evidence ORDER BY ALL").equals(evidence)

@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 
 from pipelines import config
-from pipelines.warehouse import run_sql, set_parameters, writer
+from pipelines.models import MODELS_BY_KEY, build
+from pipelines.warehouse import writer
 from tests.helpers import (
     enrollment,
     periods_by_enrollment,
@@ -292,16 +293,14 @@ def test_r2_the_period_length_is_a_parameter(warehouse, tmp_path, monkeypatch):
     with writer(copy) as con:
         for days in (42, 43):
             monkeypatch.setattr(config, "PERIOD_DAYS", days)
-            set_parameters(con, date.fromisoformat(AS_OF))
-            con.begin()
-            run_sql(con, "observance/03_periods")
-            run_sql(con, "observance/04_period_units")
+            # through the model runner: a new period length rebuilds the counts in full
+            for key in ("staging.periods", "staging.period_units"):
+                build(con, MODELS_BY_KEY[key], date.fromisoformat(AS_OF))
             units = con.sql(
                 "SELECT valid_units FROM staging.period_units "
                 "WHERE enrollment_id = 'S22' AND period_index = 1"
             ).fetchall()
             assert units == [(63,)]
-            con.rollback()
 
 
 def test_r3_r4_exactly_half_is_sufficient(periods):

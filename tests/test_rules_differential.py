@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines.models import MODELS, build
 from pipelines.reference import load_reference
-from pipelines.warehouse import SCHEMAS, run_sql
+from pipelines.warehouse import SCHEMAS, migrate
 
 PARIS = ZoneInfo("Europe/Paris")
 DISTANCE_OK = (35.0, 45.0)
@@ -257,8 +257,7 @@ def run_models(items: list[History], as_of: date) -> duckdb.DuckDBPyConnection:
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA {schema}")
     load_reference(con)
-    run_sql(con, "ingest/schema")
-    run_sql(con, "ledger/schema")
+    migrate(con)
     for i, h in enumerate(items):
         eid, patient = f"E{i}", f"P{i}"
         con.execute(

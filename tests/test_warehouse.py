@@ -137,7 +137,7 @@ def _vacuum_setting(con: duckdb.DuckDBPyConnection) -> int:
 def test_vacuum_runs_on_one_evaluation_date_a_week(tmp_path):
     with warehouse.writer(tmp_path / "w.duckdb") as con:
         assert warehouse.pace_vacuum(con, date(2025, 3, 1))  # no bookkeeping table yet
-        warehouse.run_sql(con, "ingest/schema")
+        warehouse.migrate(con)
         start = date(2025, 3, 3)
         # the first date and a re-run of it; one and six days later; seven days later (the new
         # vacuum date) and the day after

@@ -146,7 +146,7 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
     Returns the seconds and the rows written."""
     from pipelines.contract import FIELDS
     from pipelines.ingest import DEDUP
-    from pipelines.warehouse import run_sql
+    from pipelines.warehouse import migrate
 
     _remove_warehouse(scratch)
     con = duckdb.connect(str(scratch))
@@ -154,7 +154,7 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
         configure(con)
         con.execute("SET enable_progress_bar = false")
         con.execute("CREATE SCHEMA raw; CREATE SCHEMA ops")
-        run_sql(con, "ingest/schema")
+        migrate(con)
         types = dict(
             con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "

@@ -1,9 +1,11 @@
-"""Groups ``observance`` (and later ones): one asset per SQL model of pipelines.models."""
+"""Groups ``observance``, ``file_active``, ``billing``, ``reporting``: one asset per table a SQL
+model writes (a multi-asset where one file writes several), its dependencies read from the SQL
+(pipelines.models)."""
 
 import dagster as dg
 
 from dagster_project.resources import EvaluationDateResource, WarehouseResource
-from pipelines.models import MODELS, Model, build
+from pipelines.models import DEPS, MODELS, Model, build
 
 
 def _key(name: str) -> dg.AssetKey:
@@ -11,24 +13,30 @@ def _key(name: str) -> dg.AssetKey:
 
 
 def _model_asset(model: Model) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=_key(model.key),
-        deps=[_key(dep) for dep in model.deps],
-        group_name=model.group,
-        description=model.description,
-        kinds={"duckdb", "sql"},
-        metadata={"sql_file": f"sql/{model.sql}.sql"},
-    )
-    def _asset(
-        warehouse: WarehouseResource, evaluation: EvaluationDateResource
-    ) -> dg.MaterializeResult:
+    deps = [_key(dep) for dep in DEPS[model.key]]
+    specs = [
+        dg.AssetSpec(
+            _key(table),
+            deps=deps,
+            group_name=model.group,
+            description=model.description if table == model.key else f"Written by {model.key}.",
+            kinds={"duckdb", "sql"},
+            metadata={"sql_file": f"sql/{model.sql}.sql", "incremental": model.incremental},
+        )
+        for table in model.writes
+    ]
+
+    @dg.multi_asset(name=model.key.replace(".", "__"), specs=specs, can_subset=False)
+    def _asset(warehouse: WarehouseResource, evaluation: EvaluationDateResource):
         as_of = evaluation.date()
         with warehouse.writer() as con:
             metadata = build(con, model, as_of)
-        return dg.MaterializeResult(
-            metadata={"as_of": as_of.isoformat()}
-            | {name: value for name, value in metadata.items() if value is not None}
-        )
+        common = {"as_of": as_of.isoformat()}
+        for table in model.writes:
+            own = {k: v for k, v in metadata.items() if v is not None}
+            if table != model.key:  # the model's counts go with its main table
+                own = {k: v for k, v in own.items() if k == f"{table}_rows"}
+            yield dg.MaterializeResult(asset_key=_key(table), metadata=common | own)
 
     return _asset
 

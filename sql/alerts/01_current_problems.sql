@@ -1,3 +1,9 @@
+/* model
+writes: [staging.current_problems]
+group: reporting
+description: >-
+  Problems open on as_of: interruption, period at risk, reinforce, stop, prescription expiring.
+*/
 -- staging.current_problems: the problems open on as_of, one row per enrollment and kind, with
 -- the audience and a message in French and in English (counts and dates only, no measurement).
 -- GUIDE §7 and ODYSIGHT §III.3.a: operator and exploitant inform each other of an interruption

@@ -1,15 +1,15 @@
--- marts.alerts: alerts kept across runs (ops.alert_history). One alert per open problem per
+/* model
+writes: [marts.alerts, ops.alert_history]
+group: reporting
+views: [marts.alerts]
+metadata: metadata/alerts
+description: >-
+  Alerts for care teams and exploitants, kept across runs (first seen, last seen, resolved).
+*/
+-- marts.alerts: alerts kept across runs (ops.alert_history, sql/migrations/005). One alert per open problem per
 -- enrollment and kind: seen again -> last_seen moves on; gone -> resolved_at = as_of; back after
 -- being resolved -> a new alert (or, on the same as_of, the alert of that day open again). Never
 -- raised twice for the same open problem, never a current problem without an open alert.
-CREATE TABLE IF NOT EXISTS ops.alert_history (
-    alert_id VARCHAR NOT NULL, enrollment_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-    audience VARCHAR NOT NULL, patient_id VARCHAR NOT NULL, operator_id VARCHAR NOT NULL,
-    exploitant_id VARCHAR NOT NULL, activity_code VARCHAR NOT NULL,
-    message_fr VARCHAR NOT NULL, message_en VARCHAR NOT NULL, reference_date DATE,
-    first_seen DATE NOT NULL, last_seen DATE NOT NULL, resolved_at DATE
-);
-
 -- seen again: last_seen moves on, and the message follows the problem. An open alert whose texts
 -- changed is replaced (deleted, then inserted with its new values) rather than updated: DuckDB
 -- rewrites updated texts slowly (UPDATE of the 28 k changed texts of a B1 night: 0.7 s;

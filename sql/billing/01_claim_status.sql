@@ -1,3 +1,11 @@
+/* model
+writes: [marts.claim_status]
+group: billing
+metadata: metadata/claim_status
+description: >-
+  Per issued line, the payer's answer: issued, paid, partially paid, rejected, unpaid overdue
+  (R12).
+*/
 -- marts.claim_status (R12): per issued line, the payer's answer as reconciled. raw.payments
 -- holds at most one answer per line (a second, contradictory one was quarantined at ingestion,
 -- sql/ingest/validate_payments.sql). A line without an answer unpaid_after_days after its issue

@@ -1,3 +1,13 @@
+/* model
+writes: [marts.billing_lines, marts.billing_held, marts.billing_corrections, staging.due_lines, staging.lines_in_force]
+group: billing
+views: [marts.billing_lines, staging.lines_in_force]
+metadata: metadata/billing_lines
+description: >-
+  Operator and exploitant lines per billable period, in claims of at most six consecutive
+  periods: the lines in force in the ledger, the others ready or pending; periods waiting for a
+  tariff are held; the corrections the ledger needs (R10, R11).
+*/
 -- marts.billing_lines (R10, R11): for every billable period, one operator line (TVA / TVB) and
 -- one exploitant line (forfait technique), created together or not at all, grouped into claims
 -- of at most claim_max_periods consecutive periods of one enrollment; marts.billing_held: the

@@ -1,3 +1,10 @@
+/* model
+writes: [marts.file_active_monthly]
+group: file_active
+metadata: metadata/file_active_monthly
+description: >-
+  Billable and monitored patients per month, exploitant, code, ICD-11 level (R8).
+*/
 -- marts.file_active_monthly (R8): per calendar month and (exploitant, forfait-technique code,
 -- ICD-11 level, tier):
 --   billable_patients  distinct patients with a billable period whose first day (the "date des

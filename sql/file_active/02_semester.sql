@@ -1,3 +1,12 @@
+/* model
+writes: [marts.file_active_semester, staging.file_active_semester]
+group: file_active
+then: price_semesters
+step_reads: [ref.activities]
+description: >-
+  Semester average file active and the forfait-technique amount it sets for the next semester
+  (R8, R9).
+*/
 -- staging.file_active_semester: reference semesters (R8) April-September (YYYY-S1) and
 -- October-March (YYYY-S2, October of YYYY to March of YYYY+1). Average = sum of the six monthly
 -- billable counts / 6 (a month with no patient counts as 0). The average sets the tariff of the

@@ -1,3 +1,10 @@
+/* model
+writes: [staging.enrollments, staging.prescriptions]
+group: observance
+description: >-
+  Latest version of each enrollment and prescription, with the counting rule of its line and
+  monitoring profile (R3); capped prescription lengths (R7).
+*/
 -- staging.enrollments, staging.prescriptions: the latest version of each record (R2, R7), each
 -- enrollment with the counting rule of its line and monitoring profile (R3).
 -- A re-sent enrollment with new content is a new version in raw. R7b: the version in force is
@@ -8,48 +15,21 @@
 -- R3: counting_profile is the monitoring profile sent when the line has that profile, else the
 -- line's default row (''); expected_units is the rule's, or for a rule counting sessions
 -- round(sessions_per_week x period_days / 7), the rule's default sessions when none is sent.
---
--- raw.* only grows, so both tables are built again only when rows were added to
--- raw.enrollments or raw.prescriptions, or the catalog or a parameter changed, since the last
--- build (ops.model_state holds what they were built from); a night without such files keeps them.
-CREATE TABLE IF NOT EXISTS staging.enrollments (
-    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
-    operator_id VARCHAR, start_date DATE, end_date DATE, end_reason VARCHAR, ald BOOLEAN,
-    monitoring_profile VARCHAR, sessions_per_week INTEGER, sessions_per_week_sent VARCHAR,
-    recorded_at TIMESTAMPTZ,
-    counting_profile VARCHAR, expected_units INTEGER
-);
-CREATE TABLE IF NOT EXISTS staging.prescriptions (
-    prescription_id VARCHAR, enrollment_id VARCHAR, kind VARCHAR, valid_from DATE,
-    valid_until DATE, recorded_at TIMESTAMPTZ, length_days BIGINT, max_days INTEGER,
-    covers_until DATE
-);
--- `enrollments-1`: the layout of the two tables
-SET VARIABLE enrollments_inputs =
-    (SELECT count(*) || ':' || coalesce(max(file_id), 0) FROM raw.enrollments)
-    || '/' || (SELECT count(*) || ':' || coalesce(max(file_id), 0) FROM raw.prescriptions)
-    || '/' || getvariable('prescription_max_days') || ':' || getvariable('trial_max_days')
-    || ':' || getvariable('period_days') || '/' || (SELECT reference_hash FROM ref.version);
-SET VARIABLE enrollments_rebuild = getvariable('enrollments_inputs') IS DISTINCT FROM (
-    SELECT reference_hash FROM ops.model_state WHERE model = 'enrollments');
-
-DELETE FROM staging.enrollments WHERE getvariable('enrollments_rebuild');
-INSERT INTO staging.enrollments BY NAME
+CREATE OR REPLACE TABLE staging.enrollments AS
 WITH latest AS (
     SELECT enrollment_id, patient_id, activity_code, exploitant_id, operator_id,
            start_date, end_date, end_reason, ald, monitoring_profile, sessions_per_week,
            sessions_per_week_sent, recorded_at
     FROM raw.enrollments
     LEFT JOIN (SELECT file_id, ingested_at FROM ops.ingested_files) f USING (file_id)
-    WHERE getvariable('enrollments_rebuild')
     QUALIFY row_number() OVER (PARTITION BY enrollment_id ORDER BY
         coalesce(recorded_at, f.ingested_at) DESC, file_id DESC, row_number DESC) = 1
 )
 SELECT e.*,
     r.monitoring_profile AS counting_profile,
-    coalesce(r.expected_units, CAST(round(
+    CAST(coalesce(r.expected_units, round(
         coalesce(e.sessions_per_week, r.default_sessions_per_week)
-        * getvariable('period_days') / 7) AS INTEGER)) AS expected_units
+        * getvariable('period_days') / 7)) AS INTEGER) AS expected_units
 FROM latest e
 JOIN ref.counting_rules r
   ON r.activity_code = e.activity_code
@@ -60,22 +40,17 @@ JOIN ref.counting_rules r
 
 -- R7: a prescription lasts at most prescription_max_days (a trial trial_max_days); longer ones
 -- are reported by 07_data_quality.sql and only their first days count (covers_until).
-DELETE FROM staging.prescriptions WHERE getvariable('enrollments_rebuild');
-INSERT INTO staging.prescriptions BY NAME
+CREATE OR REPLACE TABLE staging.prescriptions AS
 WITH latest AS (
     SELECT prescription_id, enrollment_id, kind, valid_from, valid_until, recorded_at
     FROM raw.prescriptions
     LEFT JOIN (SELECT file_id, ingested_at FROM ops.ingested_files) f USING (file_id)
-    WHERE getvariable('enrollments_rebuild')
     QUALIFY row_number() OVER (PARTITION BY prescription_id ORDER BY
         coalesce(recorded_at, f.ingested_at) DESC, file_id DESC, row_number DESC) = 1
 )
 SELECT *,
     valid_until - valid_from + 1 AS length_days,
-    CASE WHEN kind = 'trial' THEN getvariable('trial_max_days')
-         ELSE getvariable('prescription_max_days') END AS max_days,
+    CAST(CASE WHEN kind = 'trial' THEN getvariable('trial_max_days')
+              ELSE getvariable('prescription_max_days') END AS INTEGER) AS max_days,
     least(valid_until, valid_from + CAST(max_days AS INTEGER) - 1) AS covers_until
 FROM latest;
-
-INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash)
-VALUES ('enrollments', 0, getvariable('enrollments_inputs'));

@@ -1,3 +1,11 @@
+/* model
+writes: [staging.daily_units, staging.receipt_days, ops.units_pending, ops.receipts_pending]
+group: observance
+incremental: true
+description: >-
+  Readings per patient, Paris civil date, eye and counted measure type; calibration (R1, R3);
+  the days counted readings were received (R3 weekly rule).
+*/
 -- staging.daily_units: transmissions at their finest grain, one row per patient, activity,
 -- exploitant, Paris civil date, eye and counted measure type, with how many readings were sent
 -- and how many of them failed their calibration (R1, R3).
@@ -11,9 +19,10 @@
 -- the transmission counts and the last receipt. An eye test whose recorded distance or light is
 -- outside the catalog bounds fails its calibration (a missing value is not evidence of that).
 --
--- Incremental: raw.transmissions only grows, and these aggregates merge (sum, max), so each
--- run folds in only the rows of files ingested since the last run (ops.model_state holds that
--- file id). A change of the catalog or of the Paris offsets rebuilds the table from scratch.
+-- Incremental (pipelines/models.py): raw.transmissions only grows, and these aggregates merge
+-- (sum, max), so each run folds in only the rows of files ingested since the last build
+-- (file_id > after_file_id). The days new or changed are listed in ops.units_pending for
+-- 04_period_units.sql; a full build lists none (its consumers are built in full too).
 CREATE TABLE IF NOT EXISTS staging.daily_units (
     patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
     unit_eye VARCHAR, measure_type VARCHAR, readings BIGINT, invalid_readings BIGINT,
@@ -24,16 +33,6 @@ CREATE TABLE IF NOT EXISTS ops.units_pending (
     patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR, local_date DATE,
     unit_eye VARCHAR, measure_type VARCHAR
 );
-SET VARIABLE reference_hash = (SELECT reference_hash FROM ref.version);
-SET VARIABLE daily_units_after_file = coalesce((
-    SELECT after_file_id FROM ops.model_state
-    WHERE model = 'daily_units' AND reference_hash = getvariable('reference_hash')), 0);
-DELETE FROM staging.daily_units WHERE getvariable('daily_units_after_file') = 0;
--- rebuilt from scratch: so is everything matched from it (04_period_units.sql)
-DELETE FROM ops.units_pending WHERE getvariable('daily_units_after_file') = 0;
-DELETE FROM ops.model_state
-WHERE model = 'period_units' AND getvariable('daily_units_after_file') = 0;
-
 -- the units of the rows ingested since the last run
 CREATE OR REPLACE TEMP VIEW transmitted_units AS
 WITH instants AS (
@@ -41,7 +40,7 @@ WITH instants AS (
            t.distance_cm, t.ambient_lux, t.received_at,
            epoch_us(t.measured_at) AS utc_us
     FROM raw.transmissions t
-    WHERE t.file_id > getvariable('daily_units_after_file')
+    WHERE t.file_id > getvariable('after_file_id')
 ),
 localised AS (
     SELECT i.* REPLACE (coalesce(al.measure_type, i.measure_type) AS measure_type),
@@ -72,14 +71,14 @@ SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_t
 FROM judged
 GROUP BY ALL;
 
--- A full build writes them straight into the table (nothing to merge; materializing them first
--- cost ~0.5 s more on B1). A run that adds to the table keeps them for the merge below.
+-- A full build writes them straight into the table (nothing to merge, nothing to keep). A run that
+-- adds to the table keeps them for the merge below.
 -- (getvariable is a constant to DuckDB's planner: the statement that does not apply reads nothing.)
 INSERT INTO staging.daily_units BY NAME
-SELECT * FROM transmitted_units WHERE getvariable('daily_units_after_file') = 0
+SELECT * FROM transmitted_units WHERE getvariable('full_build')
 ORDER BY local_date;
 CREATE OR REPLACE TEMP TABLE new_units AS
-SELECT * FROM transmitted_units WHERE getvariable('daily_units_after_file') > 0;
+SELECT * FROM transmitted_units WHERE NOT getvariable('full_build');
 
 -- days already present: merge the new transmissions into them; new days: insert as they are.
 -- The earliest day of the new units: a constant the scans of staging.daily_units below filter
@@ -99,7 +98,7 @@ FROM (
                WHERE local_date >= getvariable('new_units_from')) d
         USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
 )
-WHERE getvariable('daily_units_after_file') > 0
+WHERE NOT getvariable('full_build')
 GROUP BY ALL;
 
 DELETE FROM staging.daily_units d USING merged_units m
@@ -116,7 +115,7 @@ ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_
 
 INSERT INTO ops.units_pending
 SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type FROM new_units
-WHERE getvariable('daily_units_after_file') > 0;
+WHERE NOT getvariable('full_build');
 
 -- R3 weekly transmission (the lines with max_transmission_gap_days): the Paris days on which
 -- readings of a type such a line counts were received (received_at; the measurement's instant
@@ -128,8 +127,6 @@ CREATE TABLE IF NOT EXISTS staging.receipt_days (
 CREATE TABLE IF NOT EXISTS ops.receipts_pending (
     patient_id VARCHAR, activity_code VARCHAR, receipt_date DATE
 );
-DELETE FROM staging.receipt_days WHERE getvariable('daily_units_after_file') = 0;
-DELETE FROM ops.receipts_pending WHERE getvariable('daily_units_after_file') = 0;
 CREATE OR REPLACE TEMP TABLE new_receipts AS
 WITH weekly AS (
     SELECT DISTINCT m.activity_code, m.measure_type
@@ -143,7 +140,7 @@ received AS (
         epoch_us(coalesce(t.received_at, t.measured_at)) AS utc_us
     FROM raw.transmissions t
     LEFT JOIN ref.measure_type_aliases al ON al.alias = t.measure_type
-    WHERE t.file_id > getvariable('daily_units_after_file')
+    WHERE t.file_id > getvariable('after_file_id')
 )
 SELECT DISTINCT r.patient_id, r.activity_code, r.measure_type,
     ref.paris_date(r.utc_us, o.summer_start_us, o.summer_end_us, o.standard_offset_us,
@@ -160,8 +157,4 @@ SELECT * FROM staging.receipt_days WHERE receipt_date >= getvariable('new_receip
 INSERT INTO staging.receipt_days SELECT * FROM added_receipts ORDER BY receipt_date;
 INSERT INTO ops.receipts_pending
 SELECT DISTINCT patient_id, activity_code, receipt_date FROM added_receipts
-WHERE getvariable('daily_units_after_file') > 0;
-
-INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash)
-SELECT 'daily_units', coalesce((SELECT max(file_id) FROM raw.transmissions), 0),
-    getvariable('reference_hash');
+WHERE NOT getvariable('full_build');

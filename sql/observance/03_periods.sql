@@ -1,3 +1,9 @@
+/* model
+writes: [staging.periods]
+group: observance
+description: >-
+  30-day periods from each enrollment start, open or closed (R2).
+*/
 -- staging.periods (R2): 30-day periods, date to date, from the enrollment start, until the
 -- enrollment's end date or the evaluation date as_of, whichever comes first.
 -- effective_end: the period's last day, or the end date when sooner; closed when before as_of.
@@ -26,8 +32,3 @@ SELECT enrollment_id, activity_code,  -- the enrollment's other fields: staging.
     -- the last day whose data counts for the period: its effective end, never after as_of
     least(effective_end, getvariable('as_of')) AS counted_until
 FROM numbered;
-
--- the evaluation date the periods were cut at: 05_patient_periods.sql decides again the periods
--- that a new date can close, open, add or remove
-INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
-VALUES ('periods', 0, 'period_days:' || getvariable('period_days'), getvariable('as_of'));

@@ -1,17 +1,26 @@
+/* model
+writes: [staging.period_units, staging.matched_units, staging.unmatched_units, staging.unit_days, ops.periods_pending]
+group: observance
+incremental: true
+consumes: [ops.units_pending]
+compares:
+  staging.enrollments: [enrollment_id, patient_id, activity_code, start_date, end_date, counting_profile]
+views: [staging.unit_days]
+description: >-
+  Daily units matched to enrollments and counted per period (R2, R3).
+*/
 -- staging.matched_units: daily units matched to the enrollment of the same patient and activity
 -- whose dates contain the day (R2); staging.unmatched_units: the daily units no enrollment
 -- contains; staging.period_units: valid and invalid units per period (R2, R3).
 --
--- Incremental, like daily_units, at the finest grain that stays exact:
--- * daily units new or changed since the last run (ops.units_pending, filled by
---   02_daily_units.sql) are matched again, and only the periods they fall in are counted again;
--- * an enrollment whose patient, activity or dates changed (compared with
---   staging.matched_enrollments, the enrollments the tables were built from) has its whole
---   (patient, activity) pair matched and counted again, before and after the change;
+-- Incremental (pipelines/models.py), at the finest grain that stays exact:
+-- * daily units new or changed since the last build (ops.units_pending, from 02_daily_units.sql)
+--   are matched again, and only the periods they fall in are counted again;
+-- * an enrollment whose patient, activity or dates changed (enrollments_changes: both versions,
+--   from the runner's snapshot) has its whole (patient, activity) pair matched and counted again;
 -- * periods holding units after the earlier of the previous and the current as_of are counted
 --   again (the only units a new evaluation date can add or remove).
 -- The periods counted again are listed in ops.periods_pending for 05_patient_periods.sql.
--- A change of the catalog, the Paris offsets or the period length rebuilds everything.
 CREATE TABLE IF NOT EXISTS staging.matched_units (
     enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, exploitant_id VARCHAR,
     local_date DATE, unit_eye VARCHAR, measure_type VARCHAR, readings BIGINT,
@@ -27,40 +36,15 @@ CREATE TABLE IF NOT EXISTS staging.period_units (
 );
 -- periods counted again since 05_patient_periods.sql last decided them
 CREATE TABLE IF NOT EXISTS ops.periods_pending (enrollment_id VARCHAR, period_index INTEGER);
-CREATE TABLE IF NOT EXISTS staging.matched_enrollments (
-    enrollment_id VARCHAR, patient_id VARCHAR, activity_code VARCHAR, start_date DATE,
-    end_date DATE, counting_profile VARCHAR
-);
-
--- what the tables depend on beyond the data
-SET VARIABLE units_fingerprint =
-    (SELECT reference_hash FROM ref.version) || ':' || getvariable('period_days');
-SET VARIABLE units_full = getvariable('units_fingerprint') IS DISTINCT FROM (
-    SELECT reference_hash FROM ops.model_state WHERE model = 'period_units');
-SET VARIABLE units_previous_as_of = (
-    SELECT as_of FROM ops.model_state WHERE model = 'period_units');
-DELETE FROM staging.matched_units WHERE getvariable('units_full');
-DELETE FROM staging.unmatched_units WHERE getvariable('units_full');
-DELETE FROM staging.period_units WHERE getvariable('units_full');
-DELETE FROM staging.matched_enrollments WHERE getvariable('units_full');
--- counted again from scratch: so is every decision taken on the counts (05_patient_periods.sql)
-DELETE FROM ops.periods_pending WHERE getvariable('units_full');
-DELETE FROM ops.model_state WHERE model = 'patient_periods' AND getvariable('units_full');
-
 CREATE OR REPLACE TEMP TABLE current_enrollments AS
 SELECT enrollment_id, patient_id, activity_code, start_date, end_date, counting_profile
 FROM staging.enrollments;
-
-CREATE OR REPLACE TEMP TABLE changed_enrollments AS
-(SELECT * FROM current_enrollments EXCEPT SELECT * FROM staging.matched_enrollments)
-UNION
-(SELECT * FROM staging.matched_enrollments EXCEPT SELECT * FROM current_enrollments);
 
 -- whole pairs to match again; single units to match again (outside those pairs). In full mode
 -- every daily unit is matched again and the dirty sets below are not computed (getvariable is a
 -- constant to DuckDB's planner: the branches it rules out are not run).
 CREATE OR REPLACE TEMP TABLE dirty_pairs AS
-SELECT patient_id, activity_code FROM changed_enrollments WHERE NOT getvariable('units_full');
+SELECT patient_id, activity_code FROM enrollments_changes WHERE NOT getvariable('full_build');
 
 -- the units matched again, each with the enrollments containing its day, or one row with a
 -- null enrollment_id when none does (an unmatched unit). The earliest day of the pending units
@@ -69,16 +53,16 @@ SET VARIABLE pending_from = coalesce((SELECT min(local_date) FROM ops.units_pend
                                      DATE '9999-12-31');
 CREATE OR REPLACE TEMP TABLE dirty_matches AS
 WITH dirty_units AS (
-    SELECT * FROM staging.daily_units WHERE getvariable('units_full')
+    SELECT * FROM staging.daily_units WHERE getvariable('full_build')
     UNION ALL
     SELECT d.* FROM staging.daily_units d SEMI JOIN dirty_pairs USING (patient_id, activity_code)
-    WHERE NOT getvariable('units_full')
+    WHERE NOT getvariable('full_build')
     UNION ALL
     SELECT d.* FROM staging.daily_units d
     SEMI JOIN (SELECT DISTINCT * FROM ops.units_pending
                ANTI JOIN dirty_pairs USING (patient_id, activity_code)) p
       USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
-    WHERE NOT getvariable('units_full') AND d.local_date >= getvariable('pending_from')
+    WHERE NOT getvariable('full_build') AND d.local_date >= getvariable('pending_from')
 )
 SELECT e.enrollment_id, d.*,
     CAST((d.local_date - e.start_date) // getvariable('period_days') + 1 AS INTEGER) AS period_index
@@ -93,7 +77,7 @@ LEFT JOIN current_enrollments e
 -- periods of the units matched again, and those holding units after the earlier as_of.
 CREATE OR REPLACE TEMP TABLE dirty_periods AS
 WITH dirty_enrollments AS (
-    SELECT enrollment_id FROM changed_enrollments
+    SELECT enrollment_id FROM enrollments_changes
     UNION
     SELECT enrollment_id FROM current_enrollments
     SEMI JOIN dirty_pairs USING (patient_id, activity_code)
@@ -109,16 +93,16 @@ dirty AS (
     UNION
     SELECT enrollment_id, period_index FROM staging.matched_units
     WHERE local_date > least(getvariable('as_of'),
-                             coalesce(getvariable('units_previous_as_of'), getvariable('as_of')))
+                             coalesce(getvariable('previous_as_of'), getvariable('as_of')))
 )
-SELECT * FROM dirty WHERE NOT getvariable('units_full');
+SELECT * FROM dirty WHERE NOT getvariable('full_build');
 INSERT INTO ops.periods_pending SELECT enrollment_id, period_index FROM dirty_periods;
 
 -- daily units are never removed (a rebuild is the full mode), so the rows of both tables to
 -- replace are exactly those of the units matched again (from their earliest day on)
 SET VARIABLE rematched_from = coalesce((SELECT min(local_date) FROM dirty_matches),
                                        DATE '9999-12-31');
-DELETE FROM staging.matched_units WHERE NOT getvariable('units_full') AND rowid IN (
+DELETE FROM staging.matched_units WHERE NOT getvariable('full_build') AND rowid IN (
     SELECT t.rowid FROM staging.matched_units t
     SEMI JOIN dirty_matches
         USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
@@ -126,7 +110,7 @@ DELETE FROM staging.matched_units WHERE NOT getvariable('units_full') AND rowid 
 INSERT INTO staging.matched_units BY NAME
 SELECT * FROM dirty_matches WHERE enrollment_id IS NOT NULL;
 
-DELETE FROM staging.unmatched_units WHERE NOT getvariable('units_full') AND rowid IN (
+DELETE FROM staging.unmatched_units WHERE NOT getvariable('full_build') AND rowid IN (
     SELECT t.rowid FROM staging.unmatched_units t
     SEMI JOIN dirty_matches
         USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
@@ -177,10 +161,10 @@ WHERE u.enrollment_id = d.enrollment_id AND u.period_index = d.period_index;
 -- day on (a constant the scan filters on first: staging.matched_units is kept in rough date
 -- order, so a night reads its last weeks, not the whole history)
 CREATE OR REPLACE TEMP TABLE recounted_periods AS
-SELECT * FROM staging.periods WHERE getvariable('units_full')
+SELECT * FROM staging.periods WHERE getvariable('full_build')
 UNION ALL
 SELECT p.* FROM staging.periods p SEMI JOIN dirty_periods USING (enrollment_id, period_index)
-WHERE NOT getvariable('units_full');
+WHERE NOT getvariable('full_build');
 SET VARIABLE dirty_from = coalesce((SELECT min(period_start) FROM recounted_periods),
                                    DATE '9999-12-31');
 CREATE OR REPLACE TEMP VIEW recounted_units AS
@@ -209,13 +193,3 @@ SELECT t.enrollment_id, t.period_index,
     t.transmissions, t.last_received_at, t.last_local_date
 FROM transmitted t
 LEFT JOIN counts c USING (enrollment_id, period_index);
-
--- the enrollments the tables now stand for: only the rows of changed enrollments are replaced
-DELETE FROM staging.matched_enrollments
-WHERE enrollment_id IN (SELECT enrollment_id FROM changed_enrollments);
-INSERT INTO staging.matched_enrollments
-SELECT * FROM current_enrollments
-WHERE enrollment_id IN (SELECT enrollment_id FROM changed_enrollments);
-DELETE FROM ops.units_pending;
-INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
-VALUES ('period_units', 0, getvariable('units_fingerprint'), getvariable('as_of'));

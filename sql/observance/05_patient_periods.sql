@@ -1,19 +1,29 @@
+/* model
+writes: [marts.patient_periods]
+group: observance
+incremental: true
+consumes: [ops.periods_pending, ops.receipts_pending]
+compares:
+  staging.enrollments: ['*']
+  staging.prescriptions: [enrollment_id, valid_from, covers_until]
+metadata: metadata/patient_periods
+description: >-
+  One row per enrollment x period: completeness, billability, flags (R3-R7).
+*/
 -- marts.patient_periods: one row per enrollment x 30-day period, with the decisions of
 -- R4 (completeness, data_status), R5 (billable, block_reason), R6 (reinforce, stop), R7.
 --
--- Incremental at period grain: a night decides again only the periods whose row can change,
--- and leaves the others as they are:
+-- Incremental (pipelines/models.py) at period grain: a night decides again only the periods
+-- whose row can change, and leaves the others as they are:
 -- * the periods counted again by 04_period_units.sql (ops.periods_pending), and the period after
 --   each (its previous period's status);
 -- * every period, before and after, of an enrollment whose fields or prescriptions changed
---   (compared with staging.decided_enrollments and staging.decided_prescriptions, what the
---   table was decided from);
--- * the periods ending on or after the earlier of the evaluation date the table was decided at
---   and the one staging.periods was cut at (periods closed, added or removed by a new date);
+--   (enrollments_changes, prescriptions_changes: from the runner's snapshots);
+-- * the periods ending on or after the earlier of the evaluation date of the last build and
+--   this one (periods closed, added or removed by a new date);
 -- * the periods holding a receipt day new since the last run (ops.receipts_pending, filled by
 --   02_daily_units.sql: the weekly transmission gap).
--- A change of the catalog, the period length or the sufficiency threshold, or counts rebuilt
--- from scratch, decide every period again. (New rows are appended: query with ORDER BY.)
+-- (New rows are appended: query with ORDER BY.)
 -- R4: exactly the threshold is sufficient ("inférieure à 50 %" is strict)
 CREATE OR REPLACE TEMP MACRO data_status(valid_units, expected_units) AS
     CASE
@@ -32,35 +42,11 @@ CREATE TABLE IF NOT EXISTS marts.patient_periods (
     start_date DATE, end_date DATE, end_reason VARCHAR, monitoring_profile VARCHAR,
     counting_profile VARCHAR, max_gap_days INTEGER, weekly_transmission_missed BOOLEAN
 );
--- the enrollments as they were decided from (every field of staging.enrollments is used)
-CREATE TABLE IF NOT EXISTS staging.decided_enrollments AS FROM staging.enrollments LIMIT 0;
-CREATE TABLE IF NOT EXISTS staging.decided_prescriptions (
-    enrollment_id VARCHAR, valid_from DATE, covers_until DATE
-);
-
--- what the decisions depend on beyond the data
-SET VARIABLE decisions_fingerprint = (SELECT reference_hash FROM ref.version)
-    || ':' || getvariable('period_days') || ':' || getvariable('sufficiency_threshold');
-SET VARIABLE periods_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'periods');
-SET VARIABLE decided_as_of = (SELECT as_of FROM ops.model_state WHERE model = 'patient_periods');
-SET VARIABLE decisions_full = getvariable('periods_as_of') IS NULL
-    OR getvariable('decisions_fingerprint') IS DISTINCT FROM (
-        SELECT reference_hash FROM ops.model_state WHERE model = 'patient_periods');
-
-CREATE OR REPLACE TEMP TABLE current_prescriptions AS
-SELECT enrollment_id, valid_from, covers_until FROM staging.prescriptions;
-
--- the enrollments whose fields or prescriptions changed since the table was decided
+-- the enrollments whose fields or prescriptions changed since the last build
 CREATE OR REPLACE TEMP TABLE changed_enrollments AS
-SELECT enrollment_id FROM (
-    (FROM staging.enrollments EXCEPT FROM staging.decided_enrollments)
-    UNION ALL
-    (FROM staging.decided_enrollments EXCEPT FROM staging.enrollments))
+SELECT enrollment_id FROM enrollments_changes
 UNION
-SELECT enrollment_id FROM (
-    (FROM current_prescriptions EXCEPT FROM staging.decided_prescriptions)
-    UNION ALL
-    (FROM staging.decided_prescriptions EXCEPT FROM current_prescriptions));
+SELECT enrollment_id FROM prescriptions_changes;
 
 -- the periods to decide again, by key (in full mode: none listed, every period is decided)
 CREATE OR REPLACE TEMP TABLE redecided AS
@@ -74,7 +60,7 @@ redecided AS (
     SEMI JOIN changed_enrollments USING (enrollment_id)
     UNION
     SELECT enrollment_id, period_index FROM keys
-    WHERE effective_end >= least(getvariable('decided_as_of'), getvariable('periods_as_of'))
+    WHERE effective_end >= least(getvariable('previous_as_of'), getvariable('as_of'))
     UNION
     SELECT enrollment_id, period_index FROM ops.periods_pending
     UNION
@@ -87,14 +73,14 @@ redecided AS (
       ON r.patient_id = e.patient_id AND r.activity_code = e.activity_code
      AND r.receipt_date BETWEEN p.period_start AND p.effective_end
 )
-SELECT * FROM redecided WHERE NOT getvariable('decisions_full');
+SELECT * FROM redecided WHERE NOT getvariable('full_build');
 
 CREATE OR REPLACE TEMP TABLE decisions AS
 WITH periods AS (  -- the periods to decide
-    SELECT * FROM staging.periods WHERE getvariable('decisions_full')
+    SELECT * FROM staging.periods WHERE getvariable('full_build')
     UNION ALL
     SELECT p.* FROM staging.periods p SEMI JOIN redecided USING (enrollment_id, period_index)
-    WHERE NOT getvariable('decisions_full')
+    WHERE NOT getvariable('full_build')
 ),
 receipts AS (  -- R3 weekly transmission: the days of the period, up to its effective end (an
               -- open period: up to the day before as_of), on which readings of a type its rule
@@ -200,14 +186,12 @@ SELECT
     CAST(max_gap_days AS INTEGER) AS max_gap_days, weekly_transmission_missed
 FROM decided;
 
--- Only the rows that changed are written (a night decides ~90 k periods again, about half of
--- them unchanged): the rows of the periods decided again that changed or went away are deleted,
+-- Only the rows that changed are written (many periods decided again come out unchanged): the rows of the periods decided again that changed or went away are deleted,
 -- the new and changed ones inserted.
 CREATE OR REPLACE TEMP TABLE unchanged AS
 SELECT d.enrollment_id, d.period_index
 FROM decisions d JOIN marts.patient_periods m USING (enrollment_id, period_index)
-WHERE d IS NOT DISTINCT FROM m AND NOT getvariable('decisions_full');
-DELETE FROM marts.patient_periods WHERE getvariable('decisions_full');
+WHERE d IS NOT DISTINCT FROM m AND NOT getvariable('full_build');
 DELETE FROM marts.patient_periods m
 USING (FROM redecided ANTI JOIN unchanged USING (enrollment_id, period_index)) r
 WHERE m.enrollment_id = r.enrollment_id AND m.period_index = r.period_index;
@@ -215,19 +199,3 @@ INSERT INTO marts.patient_periods BY NAME
 SELECT d.* FROM decisions d ANTI JOIN unchanged USING (enrollment_id, period_index)
 -- the periods still open last: those the next nights decide again are then kept together
 ORDER BY NOT is_closed, enrollment_id, period_index;
-
--- what the table was decided from
-DELETE FROM staging.decided_enrollments
-WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
-INSERT INTO staging.decided_enrollments BY NAME
-SELECT * FROM staging.enrollments
-WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
-DELETE FROM staging.decided_prescriptions
-WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
-INSERT INTO staging.decided_prescriptions BY NAME
-SELECT * FROM current_prescriptions
-WHERE getvariable('decisions_full') OR enrollment_id IN (FROM changed_enrollments);
-DELETE FROM ops.periods_pending;
-DELETE FROM ops.receipts_pending;
-INSERT OR REPLACE INTO ops.model_state (model, after_file_id, reference_hash, as_of)
-VALUES ('patient_periods', 0, getvariable('decisions_fingerprint'), getvariable('periods_as_of'));

@@ -1,3 +1,9 @@
+/* model
+writes: [marts.unmatched_transmissions]
+group: observance
+description: >-
+  Transmissions that match no enrollment, per exploitant and activity (R2).
+*/
 -- marts.unmatched_transmissions (R2): transmissions of a patient that match no enrollment of the
 -- same patient and activity on that day. Kept in raw.transmissions, counted here, never dropped.
 CREATE OR REPLACE TABLE marts.unmatched_transmissions AS

@@ -1,3 +1,9 @@
+/* model
+writes: [marts.data_quality_findings]
+group: observance
+description: >-
+  Enrollment and prescription problems to fix upstream (R2, R3, R7, R7b).
+*/
 -- marts.data_quality_findings: problems in the reference data that users must fix upstream.
 -- One row per finding: kind, the record it concerns, and a readable detail.
 CREATE OR REPLACE TABLE marts.data_quality_findings AS

@@ -1,4 +1,4 @@
--- The claims ledger (rules.md R11, R12): what was issued for billing, never rebuilt from the
+-- Migration 2: the claims ledger (rules.md R11, R12): what was issued for billing, never rebuilt from the
 -- marts and never changed by a run. Only `observance issue` appends to it (pipelines/ledger.py),
 -- one batch per call, in one transaction. Back it up apart from what can be rebuilt
 -- (docs/operations.md).

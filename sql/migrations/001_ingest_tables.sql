@@ -1,4 +1,6 @@
--- Tables of the ingestion layer (contract: raw.*, ops.*). Created once, never dropped by a run.
+-- Migration 1: the tables of the ingestion layer (contract: raw.*, ops.*), created once, never
+-- dropped by a run. Migrations are applied in order, once each, by pipelines/warehouse.py
+-- `migrate`; an applied migration is never edited (a change is a new file).
 
 CREATE TABLE IF NOT EXISTS ops.ingested_files (
     file_id               INTEGER PRIMARY KEY,
@@ -108,30 +110,9 @@ CREATE TABLE IF NOT EXISTS raw.payments (
     row_number      BIGINT NOT NULL
 );
 
--- warehouses created before the monitoring profile was sent: the columns are added (null: not
--- sent, which is what those rows said)
-ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS monitoring_profile VARCHAR;
-ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS sessions_per_week INTEGER;
-ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS sessions_per_week_sent VARCHAR;
-ALTER TABLE raw.enrollments ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMPTZ;
-ALTER TABLE raw.prescriptions ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMPTZ;
-
--- warehouses created before ctime_ns was kept: the column is added (null: those files are hashed
--- once more, then recognised by their content)
-ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS ctime_ns BIGINT;
-
--- warehouses created before the landing protocol (issue 23): every path is recorded, paths
--- outside the kind folders without a kind, and a file type not read is `skipped` (unsupported)
-ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS skip_reason VARCHAR;
-ALTER TABLE ops.ingested_files ADD COLUMN IF NOT EXISTS notes VARCHAR;
-ALTER TABLE ops.ingested_files ALTER COLUMN kind DROP NOT NULL;
-UPDATE ops.ingested_files SET status = 'skipped', skip_reason = 'unsupported'
-WHERE status = 'unsupported';
-ALTER TABLE ops.quarantine ADD COLUMN IF NOT EXISTS resolved_by_file_id INTEGER;
-
--- What each incremental model was last built from (sql/observance/01-05): the last file folded
--- in, a fingerprint of the reference data and parameters, the evaluation date.
+-- What each incremental model was last built from (pipelines/models.py): the last file folded
+-- in, a fingerprint of its SQL, reference data and parameters, the evaluation date.
 CREATE TABLE IF NOT EXISTS ops.model_state (
-    model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL
+    model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL,
+    as_of DATE
 );
-ALTER TABLE ops.model_state ADD COLUMN IF NOT EXISTS as_of DATE;
