@@ -142,7 +142,7 @@ def changes_table(table: str) -> str:
     return f"{table.split('.')[1]}_changes"
 
 
-def load_model(path: Path) -> Model | None:
+def load_model(path: Path, sql_dir: Path = config.SQL_DIR) -> Model | None:
     """The model of ``path``, or None when the file has no model header."""
     text = path.read_text(encoding="utf-8")
     match = HEADER.match(text)
@@ -154,7 +154,7 @@ def load_model(path: Path) -> Model | None:
     if unknown:
         raise ValueError(f"{path}: unknown header keys {sorted(unknown)}")
     return Model(
-        sql=path.relative_to(config.SQL_DIR).with_suffix("").as_posix(),
+        sql=path.relative_to(sql_dir).with_suffix("").as_posix(),
         writes=tuple(spec["writes"]),
         group=spec["group"],
         description=" ".join(str(spec.get("description", "")).split()),
@@ -195,8 +195,13 @@ def discover(
     """Every model, in a build order (by file name where the dependencies allow), and each
     model's dependencies as asset keys."""
     paths = sorted(p for folder in MODEL_FOLDERS for p in (sql_dir / folder).glob("*.sql"))
-    models = [model for model in map(load_model, paths) if model is not None]
-    written = {table: model for model in models for table in model.writes}
+    models = [model for path in paths if (model := load_model(path, sql_dir)) is not None]
+    written: dict[str, Model] = {}
+    for model in models:
+        for table in model.writes:
+            if table in written:
+                raise ValueError(f"{table} is written by {written[table].sql} and {model.sql}")
+            written[table] = model
     deps = {}
     for model in models:
         _validate(model)

@@ -336,6 +336,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     upgrade = table_exists(con, "ops.ingested_files")  # else a new warehouse: nothing to say
     con.begin()
     try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS ops")
         con.execute(
             "CREATE TABLE IF NOT EXISTS ops.schema_migrations (version INTEGER PRIMARY KEY, "
             "name VARCHAR NOT NULL, checksum VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"

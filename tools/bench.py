@@ -137,8 +137,9 @@ def floor(landing: Path, fmt: str) -> tuple[float, int]:
 
 def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
     """Seconds for DuckDB to write the raw files' rows into a new warehouse's
-    ``raw.transmissions`` (sql/ingest/schema.sql), fields cast to their types, with the two hashes
-    the table keeps, and checkpoint them: no validation, no de-duplication, no reconciliation.
+    ``raw.transmissions`` (sql/migrations/001_ingest_tables.sql), fields cast to their types,
+    with the two hashes the table keeps, and checkpoint them: no validation, no de-duplication,
+    no reconciliation.
 
     The full run's ingestion cannot be faster than this while ``raw.transmissions`` is a DuckDB
     table holding every validated row (the contract's raw layer). JSON lines carry no row
@@ -153,7 +154,6 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
     try:
         configure(con)
         con.execute("SET enable_progress_bar = false")
-        con.execute("CREATE SCHEMA raw; CREATE SCHEMA ops")
         migrate(con)
         types = dict(
             con.execute(

@@ -1,6 +1,12 @@
 -- Migration 1: the tables of the ingestion layer (contract: raw.*, ops.*), created once, never
 -- dropped by a run. Migrations are applied in order, once each, by pipelines/warehouse.py
 -- `migrate`; an applied migration is never edited (a change is a new file).
+CREATE SCHEMA IF NOT EXISTS ref;
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE SCHEMA IF NOT EXISTS ledger;
 
 CREATE TABLE IF NOT EXISTS ops.ingested_files (
     file_id               INTEGER PRIMARY KEY,
