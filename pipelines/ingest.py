@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 # Files are read and committed in batches of about this many weighted bytes: a format's weight
 # is how many bytes of the batch one byte of its files counts for. About 4 million rows for
 # Parquet, large enough to keep the per-batch de-duplication cheap; JSON lines are held in memory
-# as text while they are parsed, so their batches are a quarter of that (256 MB, ~1 million
-# rows). Files are read one batch ahead (_read_ahead), so two batches are in memory: the
-# benchmark's JSON-lines full run peaks at 3.2–3.4 GB RSS (1 GB batches took it to 5.5 GB).
+# as text while they are parsed, so their batches are a quarter of that. Files are read one batch
+# ahead (_read_ahead), so two batches are in memory: larger batches would take the JSON-lines full
+# run past the memory target (docs/performance.md).
 BATCH_BYTES = 1024 * 1024 * 1024
 FORMAT_WEIGHT = {"jsonl": 4, "csv": 2, "parquet": 16}
 GZIP_WEIGHT = 6

@@ -104,7 +104,6 @@ class Model:
     metadata_sql: str | None = None
     then: str | None = None
     step_reads: tuple[str, ...] = ()
-    header: str = ""  # as written (part of the fingerprint)
     code: str = ""  # the SQL without its comments (part of the fingerprint)
 
     @property
@@ -165,7 +164,6 @@ def load_model(path: Path, sql_dir: Path = config.SQL_DIR) -> Model | None:
         metadata_sql=spec.get("metadata"),
         then=spec.get("then"),
         step_reads=tuple(spec.get("step_reads", ())),
-        header=match["yaml"],
         code=_COMMENT_OR_LITERAL.sub(_literal_only, text[match.end() :]),
     )
 
@@ -225,9 +223,10 @@ def _validate(model: Model) -> None:
     runner = model.variables & set(RUNNER_VARIABLES)
     if runner and not model.incremental:
         raise ValueError(f"{model.sql} reads {sorted(runner)} but is not incremental")
-    for table in (*model.views, *model.consumes):
-        if table not in model.writes and table not in model.reads:
-            raise ValueError(f"{model.sql}: {table} is neither written nor read by its SQL")
+    if not set(model.views) <= set(model.writes):
+        raise ValueError(f"{model.sql}: its views must be among the tables it writes")
+    if not set(model.consumes) <= model.reads:
+        raise ValueError(f"{model.sql}: it consumes a change feed its SQL does not read")
     if model.then is not None and model.then not in STEPS:
         raise ValueError(f"{model.sql}: unknown step {model.then}")
 
@@ -259,11 +258,12 @@ def drop_derived(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> str:
-    """What an incremental model's tables depend on beyond the data: its header and SQL
-    (comments aside), the reference data, the parameters it reads (the evaluation date aside:
-    the model follows it through ``previous_as_of``)."""
+    """What an incremental model's tables depend on beyond the data: its SQL (comments aside)
+    and what its header says it writes and compares, the reference data, the parameters it
+    reads (the evaluation date aside: the model follows it through ``previous_as_of``)."""
     values = parameters(as_of)
-    parts = [model.header, " ".join(model.code.split())]
+    parts = [model.writes, model.consumes, sorted(model.compares.items()), model.views]
+    parts.append(" ".join(model.code.split()))
     if any(relation.startswith("ref.") for relation in model.reads):
         parts.append(scalar(con, "SELECT reference_hash FROM ref.version"))
     parts += [

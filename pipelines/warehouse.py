@@ -39,14 +39,14 @@ READ_ONLY_RETRY_SECONDS = 60.0
 ALIAS = "warehouse"  # the name the file is attached under in every connection
 MEMORY_LIMIT = "4GB"
 # A run's steps share one connection while the process stays below this resident size after a
-# step (a B1 night peaks at 1.2 GB). Above it the connection is closed, which gives the memory
-# DuckDB and its allocator still hold back: kept open through a B1 full run, that memory sat
-# under the next big step and the run peaked at 3.9-4.4 GB of RSS instead of 3.4-3.5.
+# step (a night stays below it). Above it the connection is closed, which gives back the memory
+# DuckDB and its allocator still hold: kept, it sits under the next big step of a full run and
+# takes the run's peak past the memory target (docs/performance.md).
 KEEP_OPEN_BELOW_RSS_BYTES = 1536 << 20
 # DuckDB's vacuum: when it checkpoints a table whose row groups deletes have thinned, it merges
 # them into fewer row groups, writing their rows again. The incremental models delete and insert
-# rows every night, so every night's checkpoints rewrote a few hundred thousand rows (at B1,
-# 0.4 M rows of marts.billing_lines alone; 0.3-0.5 s of a 4.5-5 s night). Vacuuming is off by
+# rows every night, so every night's checkpoints would rewrite many rows that did not change
+# (a sizeable share of the night, docs/performance.md). Vacuuming is off by
 # default (configure); the models turn it on for one evaluation date every VACUUM_EVERY_DAYS
 # (pace_vacuum). In between, deleted rows keep their place in the row groups, skipped by scans.
 VACUUM_EVERY_DAYS = 7
@@ -140,8 +140,8 @@ def writer(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 class RunConnection:
     """The read-write connection of one run, shared by the steps a process runs in turn.
 
-    A run's steps used to open, configure and close (checkpoint) a connection each: 27 of them
-    on a night, ~1 s of it. Here the first ``writer()`` opens the connection under the
+    Opening, configuring and closing (checkpointing) a connection per step is a visible share
+    of a night. Here the first ``writer()`` opens the connection under the
     writer lock and later ones reuse it; ``close()`` (the end of the run) releases both. Each
     step still commits its own work, and leaves no temporary table or view behind for the next
     one. A step that fails closes the connection, so the next step starts afresh; so does a step

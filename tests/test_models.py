@@ -104,6 +104,12 @@ def test_the_build_order_follows_dependencies_not_names(tmp_path):
         # only the runner sets these variables, and only for an incremental model
         ("writes: [staging.x]\ngroup: g", "SELECT getvariable('full_build')", "not incremental"),
         ("writes: [staging.x]\ngroup: g\nthen: nothing", "SELECT 1", "unknown step"),
+        ("writes: [staging.x]\ngroup: g\nviews: [staging.y]", "SELECT 1", "its views must be"),
+        (
+            "writes: [staging.x]\ngroup: g\nincremental: true\nconsumes: [ops.units_pending]",
+            "SELECT 1",
+            "consumes a change feed its SQL does not read",
+        ),
     ],
 )
 def test_a_wrong_header_is_refused(tmp_path, header, sql, message):

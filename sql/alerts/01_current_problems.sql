@@ -54,7 +54,7 @@ at_risk AS (
     FROM current_period
 ),
 latest_closed AS (  -- the last closed period of each active enrollment (a max and a join:
-                    -- a window over these wide rows cost four times as much)
+                    -- a window over these wide rows costs several times as much)
     SELECT p.enrollment_id, p.period_index, p.period_end, p.valid_units, p.expected_units,
         p.reinforce_recommended, p.stop_required
     FROM marts.patient_periods p

@@ -6,16 +6,17 @@ metadata: metadata/alerts
 description: >-
   Alerts for care teams and exploitants, kept across runs (first seen, last seen, resolved).
 */
--- marts.alerts: alerts kept across runs (ops.alert_history, sql/migrations/005). One alert per open problem per
--- enrollment and kind: seen again -> last_seen moves on; gone -> resolved_at = as_of; back after
--- being resolved -> a new alert (or, on the same as_of, the alert of that day open again). Never
--- raised twice for the same open problem, never a current problem without an open alert.
+-- marts.alerts: alerts kept across runs (ops.alert_history, sql/migrations/005). One alert per
+-- open problem per enrollment and kind: seen again -> last_seen moves on; gone -> resolved_at =
+-- as_of; back after being resolved -> a new alert (or, on the same as_of, the alert of that day
+-- open again). Never raised twice for the same open problem, never a current problem without an
+-- open alert.
+--
 -- seen again: last_seen moves on, and the message follows the problem. An open alert whose texts
 -- changed is replaced (deleted, then inserted with its new values) rather than updated: DuckDB
--- rewrites updated texts slowly (UPDATE of the 28 k changed texts of a B1 night: 0.7 s;
--- replacing them: 0.14 s). One whose texts did not change only has its last_seen date updated
--- (rewriting the whole rows cost 0.1-0.2 s more at the checkpoint). alert_id is unique (the
--- insert below never repeats one), and only open alerts are touched.
+-- rewrites updated texts several times slower. One whose texts did not change only has its
+-- last_seen date updated (rewriting whole rows costs more at the checkpoint). alert_id is unique
+-- (the insert below never repeats one), and only open alerts are touched.
 CREATE OR REPLACE TEMP TABLE seen_again AS
 SELECT h.* REPLACE (getvariable('as_of') AS last_seen, c.message_fr AS message_fr,
     c.message_en AS message_en, c.reference_date AS reference_date, c.audience AS audience),
@@ -65,8 +66,8 @@ WHERE NOT EXISTS (SELECT 1 FROM ops.alert_history h
   AND NOT EXISTS (SELECT 1 FROM ops.alert_history h  -- the same run again: nothing new
                   WHERE h.alert_id = c.enrollment_id || ':' || c.kind || ':' || getvariable('as_of'));
 
--- marts.alerts is a view of the history: rewriting it as a table cost every night a sort of the
--- whole history, which only grows (0.1 s for B1's 77 k alerts after one night).
+-- marts.alerts is a view of the history: rewriting it as a table would cost every night a sort of
+-- the whole history, which only grows.
 CREATE OR REPLACE VIEW marts.alerts AS
 SELECT alert_id, CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS status,
     kind, audience, enrollment_id, patient_id, operator_id, exploitant_id, activity_code,
