@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -61,12 +61,34 @@ class LandingResource(dg.ConfigurableResource):
 
 
 class EvaluationDateResource(dg.ConfigurableResource):
-    """The evaluation date ``as_of`` (R2); empty means today in Europe/Paris at run time."""
+    """The evaluation date ``as_of`` (R2); empty means the run's day in Europe/Paris: the day
+    the schedule's tick was for, else the day the run was created. Every step of a run gets the
+    same date, even a run that crosses midnight."""
 
     as_of: str = ""
+    _run_day: date | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_day = None if self.as_of else run_day(context)
 
     def date(self) -> date:
-        return date.fromisoformat(self.as_of) if self.as_of else today_paris()
+        if self.as_of:
+            return date.fromisoformat(self.as_of)
+        return self._run_day or today_paris()
+
+
+def run_day(context: dg.InitResourceContext) -> date | None:
+    """The Paris day of the run ``context`` belongs to (None outside a run)."""
+    run = context.dagster_run
+    if run is None:
+        return None
+    scheduled = run.tags.get("dagster/scheduled_execution_time")
+    if scheduled:
+        return datetime.fromisoformat(scheduled).astimezone(config.PARIS).date()
+    record = context.instance.get_run_record_by_id(run.run_id) if context.instance else None
+    if record is None or record.create_timestamp is None:
+        return None
+    return record.create_timestamp.astimezone(config.PARIS).date()
 
 
 def resources_for(settings: Settings, fixed_as_of: bool = True) -> dict[str, object]:

@@ -65,12 +65,13 @@ from pipelines.warehouse import (
     scalar,
     set_parameters,
     sql_text,
+    table_exists,
 )
 
 log = logging.getLogger(__name__)
 
 MODEL_FOLDERS = ("observance", "file_active", "billing", "alerts")
-HEADER = re.compile(r"\A/\* model\n(?P<yaml>.*?)\n\*/\n", re.S)
+HEADER = re.compile(r"\A/\* model\r?\n(?P<yaml>.*?)\r?\n\*/\r?\n", re.S)
 # a comment or a string literal (matched together: a literal may hold "--")
 _COMMENT_OR_LITERAL = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", re.S)
 _RELATION = re.compile(r"\b(ref|raw|ops|staging|marts|ledger)\.([a-z_][a-z0-9_]*)\b(?!\s*\()")
@@ -141,12 +142,12 @@ def changes_table(table: str) -> str:
     return f"{table.split('.')[1]}_changes"
 
 
-def load_model(path: Path, sql_dir: Path = config.SQL_DIR) -> Model | None:
-    """The model of ``path``, or None when the file has no model header."""
+def load_model(path: Path, sql_dir: Path = config.SQL_DIR) -> Model:
+    """The model of ``path`` (a SQL file of a model folder, which must start with its header)."""
     text = path.read_text(encoding="utf-8")
     match = HEADER.match(text)
     if match is None:
-        return None
+        raise ValueError(f"{path}: a model starts with its header, /* model ... */")
     spec = yaml.safe_load(match["yaml"])
     known = {"writes", "group", "description", "incremental", "consumes", "compares", "views"}
     unknown = set(spec) - known - {"metadata", "then", "step_reads"}
@@ -187,19 +188,29 @@ def asset_of(relation: str, written: dict[str, Model]) -> str | None:
     raise ValueError(f"{relation} is read by a model but written by no asset")
 
 
+def reads_only_loaded_data(model: Model) -> bool:
+    """A plain model whose every input is loaded data (raw.*, ref.*): the runner skips it when
+    none of them changed since its last build."""
+    return not model.incremental and all(
+        relation.split(".")[0] in ("raw", "ref") or relation in INGESTION_BOOKKEEPING
+        for relation in model.reads
+    )
+
+
 def discover(
     sql_dir: Path = config.SQL_DIR,
 ) -> tuple[tuple[Model, ...], dict[str, tuple[str, ...]]]:
     """Every model, in a build order (by file name where the dependencies allow), and each
     model's dependencies as asset keys."""
     paths = sorted(p for folder in MODEL_FOLDERS for p in (sql_dir / folder).glob("*.sql"))
-    models = [model for path in paths if (model := load_model(path, sql_dir)) is not None]
+    models = [load_model(path, sql_dir) for path in paths]
     written: dict[str, Model] = {}
     for model in models:
         for table in model.writes:
             if table in written:
                 raise ValueError(f"{table} is written by {written[table].sql} and {model.sql}")
             written[table] = model
+    _unique_names(models)
     deps = {}
     for model in models:
         _validate(model)
@@ -219,6 +230,19 @@ def discover(
     return tuple(ordered), deps
 
 
+def _unique_names(models: list[Model]) -> None:
+    """The runner's names (state rows, snapshots, temporary tables) must not collide."""
+    names = [m.name for m in models if m.incremental or reads_only_loaded_data(m)] + ["vacuum"]
+    snapshots = [t for m in models for t in m.compares_snapshots]
+    for kind, found in (("state name", names), ("snapshot", snapshots)):
+        if len(set(found)) < len(found):
+            raise ValueError(f"two models share a {kind}: {sorted(found)}")
+    for model in models:
+        temporary = [changes_table(table) for table in model.compares]
+        if len(set(temporary)) < len(temporary):
+            raise ValueError(f"{model.sql} compares two tables of the same name")
+
+
 def _validate(model: Model) -> None:
     runner = model.variables & set(RUNNER_VARIABLES)
     if runner and not model.incremental:
@@ -233,6 +257,21 @@ def _validate(model: Model) -> None:
 
 MODELS, DEPS = discover()
 MODELS_BY_KEY = {model.key: model for model in MODELS}
+
+
+def plain_ancestors(model: Model) -> list[Model]:
+    """The plain models ``model`` reads from, directly or through other plain models (an
+    incremental ancestor stands for its own: its full build resets ``model``)."""
+    writer = {table: m for m in MODELS for table in m.writes}
+    found: list[Model] = []
+    queue = [model]
+    while queue:
+        for table in sorted(queue.pop().reads):
+            parent = writer.get(table)
+            if parent is not None and not parent.incremental and parent not in found:
+                found.append(parent)
+                queue.append(parent)
+    return found
 
 
 def descendants(model: Model) -> list[Model]:
@@ -259,16 +298,17 @@ def drop_derived(con: duckdb.DuckDBPyConnection) -> None:
 
 def fingerprint(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> str:
     """What an incremental model's tables depend on beyond the data: its SQL (comments aside)
-    and what its header says it writes and compares, the reference data, the parameters it
-    reads (the evaluation date aside: the model follows it through ``previous_as_of``)."""
+    and what its header says it writes and compares, the SQL of the plain models it reads from
+    (a change there changes what it reads), the reference data, the parameters all of them read
+    (the evaluation date aside: the model follows it through ``previous_as_of``)."""
     values = parameters(as_of)
-    parts = [model.writes, model.consumes, sorted(model.compares.items()), model.views]
-    parts.append(" ".join(model.code.split()))
-    if any(relation.startswith("ref.") for relation in model.reads):
+    sources = (model, *plain_ancestors(model))
+    parts: list[object] = [model.writes, model.consumes, sorted(model.compares.items())]
+    parts += [model.views, *(" ".join(source.code.split()) for source in sources)]
+    if any(relation.startswith("ref.") for source in sources for relation in source.reads):
         parts.append(scalar(con, "SELECT reference_hash FROM ref.version"))
-    parts += [
-        f"{name}={values[name]}" for name in sorted(model.variables & set(values) - {"as_of"})
-    ]
+    variables = set().union(*(source.variables for source in sources)) & set(values)
+    parts += [f"{name}={values[name]}" for name in sorted(variables - {"as_of"})]
     for table in model.compares:  # the shape of what is compared (its snapshot has that shape)
         parts.append(con.sql(f"SELECT * FROM {table} LIMIT 0").types)
     return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]
@@ -312,15 +352,35 @@ def _end_incremental(
     for feed in model.consumes:
         con.execute(f"DELETE FROM {feed}")
     for table, columns in model.compares.items():
-        con.execute(
-            f"CREATE OR REPLACE TABLE {snapshot_table(model, table)} AS "
-            f"SELECT {', '.join(columns)} FROM {table}"
-        )
+        if scalar(con, f"SELECT count(*) FROM {changes_table(table)}"):  # else it stands
+            con.execute(
+                f"CREATE OR REPLACE TABLE {snapshot_table(model, table)} AS "
+                f"SELECT {', '.join(columns)} FROM {table}"
+            )
+    _record_state(con, model, as_of, current)
+
+
+def _record_state(con: duckdb.DuckDBPyConnection, model: Model, as_of: date, current: str) -> None:
     con.execute(
         "INSERT OR REPLACE INTO ops.model_state (model, after_file_id, fingerprint, as_of) "
         "SELECT ?, coalesce(max(file_id), 0), ?, ? FROM ops.ingested_files",
         [model.name, current, as_of],
     )
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> str:
+    """What a model reading only loaded data was built from: its fingerprint, the evaluation
+    date if it reads it, and the rows of each raw table it reads (raw.* only grows: its row
+    count and last file say whether rows came in)."""
+    parts = [fingerprint(con, model, as_of), as_of if "as_of" in model.variables else None]
+    for table in sorted(relation for relation in model.reads if relation.startswith("raw.")):
+        parts.append(con.execute(f"SELECT count(*), max(file_id) FROM {table}").fetchall())
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def _up_to_date(con: duckdb.DuckDBPyConnection, model: Model, current: str) -> bool:
+    recorded = scalar(con, "SELECT fingerprint FROM ops.model_state WHERE model = ?", [model.name])
+    return recorded == current and all(table_exists(con, table) for table in model.writes)
 
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str, object]:
@@ -330,14 +390,21 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
     pace_vacuum(con, as_of)
     con.begin()
     try:
-        current = _begin_incremental(con, model, as_of) if model.incremental else None
-        for view in model.views:
-            drop_table_become_view(con, view)
-        run_sql(con, model.sql)
-        if model.then is not None:
-            STEPS[model.then](con)
-        if current is not None:
-            _end_incremental(con, model, as_of, current)
+        skippable = reads_only_loaded_data(model)
+        inputs = inputs_fingerprint(con, model, as_of) if skippable else None
+        if inputs is not None and _up_to_date(con, model, inputs):
+            log.info("%s is up to date: none of its inputs changed", model.key)
+        else:
+            current = _begin_incremental(con, model, as_of) if model.incremental else None
+            for view in model.views:
+                drop_table_become_view(con, view)
+            run_sql(con, model.sql)
+            if model.then is not None:
+                STEPS[model.then](con)
+            if current is not None:
+                _end_incremental(con, model, as_of, current)
+            if inputs is not None:
+                _record_state(con, model, as_of, inputs)
         fault(f"model:{model.key}:written")
         con.commit()
     except BaseException:

@@ -154,6 +154,8 @@ def test_a_failed_error_check_fails_the_run_and_holds_billing_back(tmp_path):
     text = " ".join(failed.stdout.split())
     assert "check failed: raw/transmissions quarantine_share: 46.15% of 52 rows" in text
     assert "held back (not built):" in text and "marts/billing_lines" in text
+    # every table of a model held back, not only its main one
+    assert "marts/billing_held" in text and "staging/matched_units" in text
     assert "1 ERROR check(s) failed" in text and "Traceback" not in failed.stdout + failed.stderr
     with duckdb.connect(str(warehouse), read_only=True) as con:
         built = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

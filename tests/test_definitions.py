@@ -11,10 +11,10 @@ import dagster as dg
 import pytest
 
 from dagster_project.definitions import defs
-from dagster_project.resources import LandingResource, resources_for
+from dagster_project.resources import EvaluationDateResource, LandingResource, resources_for
 from dagster_project.runner import materialize_all
 from dagster_project.schedules import landing_sensor, nightly_schedule
-from pipelines.config import Settings
+from pipelines.config import Settings, today_paris
 from tests.helpers import enrollment, prescription, query, tx, write_rows
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
@@ -187,3 +187,37 @@ def test_the_dg_command_line_loads_the_project(tmp_path):
         said[command] = done.stdout
     assert "All definitions loaded successfully" in said["check"]
     assert "nightly_02h_paris" in said["list"] and "landing_sensor" in said["list"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        # the schedule's tick for 2025-03-30 02:00 Paris (00:00 UTC, the night of the DST change)
+        ({"dagster/scheduled_execution_time": "2025-03-30T00:00:00+00:00"}, date(2025, 3, 30)),
+        # 23:30 UTC on March 29 is already March 30 in Paris (01:30 CET)
+        ({"dagster/scheduled_execution_time": "2025-03-29T23:30:00+00:00"}, date(2025, 3, 30)),
+        # no tick (a run started by hand or by the sensor): the day it was created
+        ({}, today_paris()),
+    ],
+)
+def test_an_open_evaluation_date_is_the_run_s_day_for_every_step(tags, expected):
+    """as_of left open (the deployed definitions): each step gets the day of the schedule's tick,
+    the same for every step of the run, even one that ends after midnight."""
+    seen = []
+
+    @dg.asset
+    def first(evaluation: EvaluationDateResource) -> None:
+        seen.append(evaluation.date())
+
+    @dg.asset(deps=[first])
+    def second(evaluation: EvaluationDateResource) -> None:
+        seen.append(evaluation.date())
+
+    result = dg.materialize(
+        [first, second],
+        resources={"evaluation": EvaluationDateResource(as_of="")},
+        tags=tags,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    assert seen == [expected, expected]

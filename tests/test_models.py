@@ -169,6 +169,23 @@ def test_the_fingerprint_follows_the_code_and_parameters_not_the_comments(
     assert fingerprint(con, model, AS_OF) == before
 
 
+def test_a_change_to_a_plain_model_upstream_changes_the_fingerprint(con, monkeypatch):
+    """staging.periods is rebuilt every run; if its SQL changes (how a period ends, say), the
+    counts and decisions kept across runs must be rebuilt too."""
+    before = {key: fingerprint(con, MODELS_BY_KEY[key], AS_OF) for key in INCREMENTAL}
+    periods = MODELS_BY_KEY["staging.periods"]
+    changed = dataclasses.replace(periods, code=periods.code.replace("- 1 AS DATE", "AS DATE"))
+    assert changed.code != periods.code
+    monkeypatch.setattr(models, "MODELS", tuple(changed if m is periods else m for m in MODELS))
+    after = {key: fingerprint(con, MODELS_BY_KEY[key], AS_OF) for key in INCREMENTAL}
+    assert after["staging.daily_units"] == before["staging.daily_units"]  # does not read it
+    assert after["staging.period_units"] != before["staging.period_units"]
+    assert after["marts.patient_periods"] != before["marts.patient_periods"]
+
+
+INCREMENTAL = ("staging.daily_units", "staging.period_units", "marts.patient_periods")
+
+
 def state(con) -> dict[str, tuple]:
     rows = con.execute("SELECT model, fingerprint, after_file_id, as_of FROM ops.model_state")
     return {row[0]: row[1:] for row in rows.fetchall()}
@@ -183,8 +200,13 @@ def test_a_full_build_resets_every_incremental_model_downstream(con):
     assert after["daily_units"] == before["daily_units"]  # built in full, recorded again
     # its descendants lost their state: their next build is in full
     assert "period_units" not in after and "patient_periods" not in after
-    build(con, MODELS_BY_KEY["staging.period_units"], AS_OF)
-    assert state(con)["period_units"] == before["period_units"]
+    tables = ("staging.period_units", "marts.patient_periods")
+    kept = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+    for key in ("staging.period_units", "marts.patient_periods"):
+        build(con, MODELS_BY_KEY[key], AS_OF)
+    assert state(con) == before
+    for table in tables:  # rebuilt in full, to the same rows
+        assert con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() == kept[table]
 
 
 def test_a_full_build_drops_and_recreates_the_tables_it_writes(con):
@@ -219,15 +241,35 @@ def test_the_changes_of_a_compared_table_hold_both_versions(con):
     assert changes == [("E1", date(2025, 1, 10)), ("E1", None)]  # the new version, the old one
 
 
-def test_a_rebuild_from_raw_equals_the_incremental_tables(con, tmp_path):
-    tables = ["staging.period_units", "marts.patient_periods", "staging.daily_units"]
-    before = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
-    models.drop_derived(con)
-    assert state(con) == {}
-    for model in MODELS:
-        build(con, model, AS_OF)
-    for table in tables:
-        assert con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() == before[table]
+def test_a_rebuild_from_raw_equals_the_tables_kept_night_after_night(tmp_path):
+    """Three nights (new data, a corrected enrollment, a later date), then every derived table
+    dropped and rebuilt by the runner from raw.*: the same rows."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write_rows(landing / "enrollments" / "1" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
+    write_rows(
+        landing / "prescriptions" / "p.csv", [prescription("R1", "E1", "2025-01-01", "2025-12-31")]
+    )
+    write_rows(landing / "transmissions" / "1" / "t.jsonl", [tx("P1", "2025-01-02 09:00")])
+    run(landing, warehouse, "2025-02-01")
+    write_rows(landing / "transmissions" / "2" / "t.jsonl", [tx("P1", "2025-02-03 09:00")])
+    run(landing, warehouse, "2025-02-15")
+    write_rows(
+        landing / "enrollments" / "2" / "e.csv",
+        [enrollment("E1", "P1", "2025-01-01", end_date="2025-02-20", end_reason="stopped")],
+    )
+    run(landing, warehouse, AS_OF)
+    tables = [t for m in MODELS for t in m.writes if t != "ops.alert_history"]
+    with writer(warehouse) as con:
+        before = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+        assert before["staging.period_units"] and before["marts.patient_periods"]
+        models.drop_derived(con)
+        assert state(con) == {}
+        for model in MODELS:
+            build(con, model, AS_OF)
+        for table in tables:
+            assert con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() == before[table], (
+                table
+            )
 
 
 # --- migrations ----------------------------------------------------------------------------------
@@ -253,26 +295,29 @@ def test_an_applied_migration_that_changed_is_refused(tmp_path):
 
 
 def test_a_warehouse_from_before_versioned_migrations_is_brought_up_to_date(tmp_path):
-    """Tables as an earlier version left them (no ops.schema_migrations, columns missing, the
-    state's older column name): migrated, and the next run rebuilds the derived tables."""
-    warehouse = tmp_path / "old.duckdb"
-    with writer(warehouse) as con:
-        migrate(con)
-        con.execute("DROP TABLE ops.schema_migrations")
-        con.execute("ALTER TABLE ops.ingested_files DROP COLUMN notes")
-        con.execute("ALTER TABLE ops.model_state RENAME COLUMN fingerprint TO reference_hash")
-        con.execute("INSERT INTO ops.model_state VALUES ('layout', 0, 'derived-4', NULL)")
-        con.execute("CREATE TABLE staging.matched_enrollments (enrollment_id VARCHAR)")
-    with writer(warehouse) as con:
-        applied = migrate(con)
-        assert applied[0] == "001_ingest_tables"
+    """A warehouse as the version before versioned migrations left it (its table definitions,
+    its layout tag, its models' own bookkeeping tables, tests/fixtures/): migrated in place,
+    then a run gives what a new warehouse gives."""
+    landing, old, new = tmp_path / "landing", tmp_path / "old.duckdb", tmp_path / "new.duckdb"
+    write_rows(landing / "enrollments" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
+    write_rows(landing / "transmissions" / "1" / "t.jsonl", [tx("P1", "2025-01-02 09:00")])
+    fixture = Path(__file__).parent / "fixtures" / "warehouse_before_migrations.sql"
+    with writer(old) as con:
+        con.execute(fixture.read_text(encoding="utf-8"))
+    with writer(old) as con:
+        assert migrate(con)[0] == "001_ingest_tables"
         assert con.execute("SELECT count(*) FROM ops.model_state").fetchall() == [(0,)]
-        columns = [c[0] for c in con.execute("DESCRIBE ops.ingested_files").fetchall()]
-        assert "notes" in columns
-        gone = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'matched_enrollments'"
+        leftovers = con.execute(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE table_name IN ('matched_enrollments', 'decided_prescriptions')"
         )
-        assert gone.fetchall() == [(0,)]
+        assert leftovers.fetchall() == [(0,)]
+        assert migrate(con) == []
+    for warehouse in (old, new):
+        run(landing, warehouse, AS_OF)
+    for table in ("marts.patient_periods", "staging.period_units", "ops.model_state"):
+        sql = f"SELECT * FROM {table} ORDER BY ALL"
+        assert query(old, sql).equals(query(new, sql)), table
 
 
 def test_a_migration_that_fails_applies_nothing(tmp_path, monkeypatch):
@@ -299,4 +344,23 @@ def test_every_incremental_model_records_its_state(tmp_path):
     write_rows(landing / "enrollments" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
     run(landing, warehouse, AS_OF)
     names = query(warehouse, "SELECT model FROM ops.model_state ORDER BY model")["model"]
-    assert names.to_list() == sorted(m.name for m in MODELS if m.incremental) + ["vacuum"]
+    kept = [m.name for m in MODELS if m.incremental or models.reads_only_loaded_data(m)]
+    assert names.to_list() == sorted([*kept, "vacuum"])
+    assert "enrollments" in kept  # 01_enrollments.sql reads only raw.* and ref.*
+
+
+def test_a_model_reading_only_loaded_data_is_skipped_until_rows_come_in(tmp_path):
+    """staging.enrollments is built again only when enrollment or prescription rows came in (or
+    its SQL, the catalog or a parameter changed): a night of transmissions leaves it be."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write_rows(landing / "enrollments" / "1" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
+    run(landing, warehouse, AS_OF)
+    with writer(warehouse) as con:  # a mark a rebuild would wipe out
+        con.execute("UPDATE staging.enrollments SET operator_id = 'MARK'")
+    write_rows(landing / "transmissions" / "1" / "t.jsonl", [tx("P1", "2025-01-02 09:00")])
+    run(landing, warehouse, "2025-03-02")
+    sql = "SELECT operator_id FROM staging.enrollments"
+    assert query(warehouse, sql)["operator_id"].to_list() == ["MARK"]  # skipped
+    write_rows(landing / "enrollments" / "2" / "e.csv", [enrollment("E2", "P2", "2025-01-01")])
+    run(landing, warehouse, "2025-03-02")
+    assert "MARK" not in query(warehouse, sql)["operator_id"].to_list()  # rebuilt

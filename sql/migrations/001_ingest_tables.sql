@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS raw.payments (
 );
 
 -- What each incremental model was last built from (pipelines/models.py): the last file folded
--- in, a fingerprint of its SQL, reference data and parameters, the evaluation date.
+-- in, a fingerprint (reference_hash, renamed fingerprint by migration 004), the evaluation date.
 CREATE TABLE IF NOT EXISTS ops.model_state (
     model VARCHAR PRIMARY KEY, after_file_id BIGINT NOT NULL, reference_hash VARCHAR NOT NULL,
     as_of DATE
