@@ -19,7 +19,9 @@ header, a YAML block comment::
 Every table a model writes is an asset (dagster_project/assets/models.py); what it reads — its
 dependencies — is read from its SQL (``schema.table`` names), never listed by hand.
 
-A plain model rebuilds its tables every run. For an incremental model the runner (``build``):
+A plain model rebuilds its tables every run, unless it reads only loaded data (raw.*, ref.*)
+and none of it changed since its last build (``reads_only_loaded_data``). For an incremental
+model the runner (``build``):
 
 * computes its **fingerprint**: its SQL (comments aside), the reference data when it reads
   ``ref.*``, and the values of the parameters it reads. A model without state, or whose
