@@ -161,11 +161,14 @@ def _fail_on_checks(result) -> None:
     _fail(f"{len(failures)} ERROR check(s) failed: see above and docs/operations.md")
 
 
-def _decided_settings(landing: Path | None, warehouse: Path | None) -> config.Settings:
+def _decided_settings(
+    landing: Path | None, warehouse: Path | None, lock_timeout: float | None
+) -> config.Settings:
     """The settings of an action on the last run's decisions (issue, reconcile): its as_of."""
     from pipelines.ledger import last_as_of
     from pipelines.warehouse import reader
 
+    _set_lock_timeout(lock_timeout)
     settings = config.Settings.from_env(landing, warehouse)
     try:
         with reader(settings.warehouse) as con:
@@ -210,8 +213,7 @@ def issue(
     from dagster_project.runner import issue_batch
     from pipelines.warehouse import reader
 
-    _set_lock_timeout(lock_timeout)
-    settings = _decided_settings(landing, warehouse)
+    settings = _decided_settings(landing, warehouse, lock_timeout)
     _materialize(
         "issue",
         lambda: issue_batch(
@@ -255,8 +257,7 @@ def reconcile(
     from pipelines.ledger import keep_payments_file
     from pipelines.warehouse import reader
 
-    _set_lock_timeout(lock_timeout)
-    settings = _decided_settings(landing, warehouse)
+    settings = _decided_settings(landing, warehouse, lock_timeout)
     if not payments.is_file():
         _fail(f"no payments file at {payments}")
     kept = keep_payments_file(payments, settings.landing)

@@ -296,13 +296,16 @@ def test_an_applied_migration_that_changed_is_refused(tmp_path):
 
 def test_a_warehouse_from_before_versioned_migrations_is_brought_up_to_date(tmp_path):
     """A warehouse as the version before versioned migrations left it (its table definitions,
-    its layout tag, its models' own bookkeeping tables, tests/fixtures/): migrated in place,
-    then a run gives what a new warehouse gives."""
+    its layout tag, its models' own bookkeeping tables, tests/fixtures/, no record of
+    migrations): migrated in place, then a run gives what a new warehouse gives."""
     landing, old, new = tmp_path / "landing", tmp_path / "old.duckdb", tmp_path / "new.duckdb"
     write_rows(landing / "enrollments" / "e.csv", [enrollment("E1", "P1", "2025-01-01")])
     write_rows(landing / "transmissions" / "1" / "t.jsonl", [tx("P1", "2025-01-02 09:00")])
     fixture = Path(__file__).parent / "fixtures" / "warehouse_before_migrations.sql"
     with writer(old) as con:
+        for name in ("001_ingest_tables", "002_ledger_tables", "003_columns_added_before_"):
+            path = next((SQL_DIR / "migrations").glob(f"{name}*.sql"))
+            con.execute(path.read_text(encoding="utf-8"))  # not recorded, as that version did
         con.execute(fixture.read_text(encoding="utf-8"))
     with writer(old) as con:
         assert migrate(con)[0] == "001_ingest_tables"
