@@ -119,11 +119,20 @@ class Model:
         return self.key.split(".")[1]
 
     @cached_property
-    def reads(self) -> frozenset[str]:
-        """Every table or view its SQL names that it does not write itself."""
+    def named(self) -> frozenset[str]:
+        """Every table or view its SQL names (outside comments and strings; not its macros)."""
         without_literals = _COMMENT_OR_LITERAL.sub(" ", self.code)
-        names = {f"{schema}.{table}" for schema, table in _RELATION.findall(without_literals)}
-        return frozenset((names | set(self.compares) | set(self.step_reads)) - set(self.writes))
+        return frozenset(
+            f"{schema}.{table}" for schema, table in _RELATION.findall(without_literals)
+        )
+
+    @cached_property
+    def reads(self) -> frozenset[str]:
+        """What it reads and does not write: the tables its SQL names, those it compares and
+        those its Python step reads."""
+        return frozenset(
+            (self.named | set(self.compares) | set(self.step_reads)) - set(self.writes)
+        )
 
     @cached_property
     def variables(self) -> frozenset[str]:

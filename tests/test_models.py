@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from dagster_project.definitions import defs
 from pipelines import models
@@ -48,6 +50,26 @@ def test_dependencies_are_read_from_the_sql():
     assert DEPS["marts.unmatched_transmissions"] == ("staging.unmatched_units",)
     # what a Python step reads is declared in the header (step_reads)
     assert "ref.catalog" in DEPS["marts.file_active_semester"]
+
+
+def tables_a_parser_sees(path: Path) -> set[str]:
+    """The schema.table names sqlglot finds in a DuckDB SQL file (not the macros it defines or
+    calls)."""
+    names = set()
+    for statement in sqlglot.parse(path.read_text(encoding="utf-8"), read="duckdb"):
+        for table in statement.find_all(exp.Table) if statement else ():
+            defines_a_macro = isinstance(table.parent, exp.UserDefinedFunction)
+            if table.db and table.name and not defines_a_macro:
+                names.add(f"{table.db}.{table.name}")
+    return names
+
+
+def test_the_dependencies_agree_with_a_sql_parser():
+    """The tables the runner finds in each model's SQL (its dependencies, with what it writes)
+    are those a SQL parser finds there, table for table."""
+    for model in MODELS:
+        assert tables_a_parser_sees(SQL_DIR / f"{model.sql}.sql") == model.named, model.sql
+        assert model.named <= model.reads | set(model.writes)
 
 
 def test_every_table_a_model_writes_is_an_asset_and_every_dependency_exists():
