@@ -77,12 +77,17 @@ class EvaluationDateResource(dg.ConfigurableResource):
         return self._run_day or today_paris()
 
 
+# The tag Dagster's scheduler puts on the runs of a tick: the time the tick was for (a missed
+# tick run late keeps its own night).
+SCHEDULED_EXECUTION_TIME_TAG = ".dagster/scheduled_execution_time"
+
+
 def run_day(context: dg.InitResourceContext) -> date | None:
     """The Paris day of the run ``context`` belongs to (None outside a run)."""
-    run = context.dagster_run
+    run = context.run
     if run is None:
         return None
-    scheduled = run.tags.get("dagster/scheduled_execution_time")
+    scheduled = run.tags.get(SCHEDULED_EXECUTION_TIME_TAG)
     if scheduled:
         return datetime.fromisoformat(scheduled).astimezone(config.PARIS).date()
     record = context.instance.get_run_record_by_id(run.run_id) if context.instance else None

@@ -200,10 +200,10 @@ def asset_of(relation: str, written: dict[str, Model]) -> str | None:
 
 
 def reads_only_loaded_data(model: Model) -> bool:
-    """A plain model whose every input is loaded data (raw.*, ref.*): the runner skips it when
-    none of them changed since its last build."""
+    """A plain model whose every input is loaded data (raw.*, ref.*, and the ingestion time of
+    the raw rows' files): the runner skips it when none of them changed since its last build."""
     return not model.incremental and all(
-        relation.split(".")[0] in ("raw", "ref") or relation in INGESTION_BOOKKEEPING
+        relation.split(".")[0] in ("raw", "ref") or relation == "ops.ingested_files"
         for relation in model.reads
     )
 
@@ -381,9 +381,11 @@ def _record_state(con: duckdb.DuckDBPyConnection, model: Model, as_of: date, cur
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> str:
     """What a model reading only loaded data was built from: its fingerprint, the evaluation
-    date if it reads it, and the rows of each raw table it reads (raw.* only grows: its row
-    count and last file say whether rows came in)."""
+    date if it reads it, the rows of each raw table it reads (raw.* only grows: its row count
+    and last file say whether rows came in; a raw row's file and its ingestion time are written
+    with it, never changed) and the migrations applied (the only other writer of raw.*)."""
     parts = [fingerprint(con, model, as_of), as_of if "as_of" in model.variables else None]
+    parts.append(scalar(con, "SELECT count(*) FROM ops.schema_migrations"))
     for table in sorted(relation for relation in model.reads if relation.startswith("raw.")):
         parts.append(con.execute(f"SELECT count(*), max(file_id) FROM {table}").fetchall())
     return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:32]

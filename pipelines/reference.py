@@ -23,7 +23,7 @@ from pipelines.catalog import (
 )
 from pipelines.config import PARIS
 from pipelines.contract import MEASURE_TYPE_ALIASES
-from pipelines.warehouse import run_sql
+from pipelines.warehouse import run_sql, sql_text
 
 # R1: the years for which ref.paris_offsets is built from the tz database. A transmission measured
 # outside this range is quarantined (timestamp_out_of_range) instead of given a guessed date.
@@ -86,14 +86,22 @@ def load_reference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         ),
     }
     digest = hashlib.sha256()
-    for name, frame in tables.items():
-        digest.update(name.encode() + frame.write_csv().encode())
-        con.register("frame", frame.to_arrow())
-        con.execute(f"CREATE OR REPLACE TABLE ref.{name} AS SELECT * FROM frame")
-        con.unregister("frame")
-    run_sql(con, "reference/macros")
-    # what incremental models compare to know whether the reference data changed
-    con.execute(
-        "CREATE OR REPLACE TABLE ref.version AS SELECT ? AS reference_hash", [digest.hexdigest()]
-    )
+    con.begin()  # the tables, their macros and their hash change together
+    try:
+        for name, frame in tables.items():
+            digest.update(name.encode() + frame.write_csv().encode())
+            con.register("frame", frame.to_arrow())
+            con.execute(f"CREATE OR REPLACE TABLE ref.{name} AS SELECT * FROM frame")
+            con.unregister("frame")
+        run_sql(con, "reference/macros")
+        digest.update(sql_text("reference/macros").encode())  # R1's date macro, used by models
+        # what the model runner's fingerprints read to know whether the reference data changed
+        con.execute(
+            "CREATE OR REPLACE TABLE ref.version AS SELECT ? AS reference_hash",
+            [digest.hexdigest()],
+        )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return {name: frame.height for name, frame in tables.items()}

@@ -11,7 +11,12 @@ import dagster as dg
 import pytest
 
 from dagster_project.definitions import defs
-from dagster_project.resources import EvaluationDateResource, LandingResource, resources_for
+from dagster_project.resources import (
+    SCHEDULED_EXECUTION_TIME_TAG,
+    EvaluationDateResource,
+    LandingResource,
+    resources_for,
+)
 from dagster_project.runner import materialize_all
 from dagster_project.schedules import landing_sensor, nightly_schedule
 from pipelines.config import Settings, today_paris
@@ -193,11 +198,11 @@ def test_the_dg_command_line_loads_the_project(tmp_path):
     ("tags", "expected"),
     [
         # the schedule's tick for 2025-03-30 02:00 Paris (00:00 UTC, the night of the DST change)
-        ({"dagster/scheduled_execution_time": "2025-03-30T00:00:00+00:00"}, date(2025, 3, 30)),
+        ({SCHEDULED_EXECUTION_TIME_TAG: "2025-03-30T00:00:00+00:00"}, date(2025, 3, 30)),
         # 23:30 UTC on March 29 is already March 30 in Paris (01:30 CET)
-        ({"dagster/scheduled_execution_time": "2025-03-29T23:30:00+00:00"}, date(2025, 3, 30)),
+        ({SCHEDULED_EXECUTION_TIME_TAG: "2025-03-29T23:30:00+00:00"}, date(2025, 3, 30)),
         # no tick (a run started by hand or by the sensor): the day it was created
-        ({}, today_paris()),
+        ({}, None),
     ],
 )
 def test_an_open_evaluation_date_is_the_run_s_day_for_every_step(tags, expected):
@@ -220,4 +225,13 @@ def test_an_open_evaluation_date_is_the_run_s_day_for_every_step(tags, expected)
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
+    expected = expected or today_paris()
     assert seen == [expected, expected]
+
+
+def test_the_schedule_tag_is_dagster_s_own():
+    """The tag the scheduler sets on a tick's runs (an internal name of Dagster's, checked here
+    so that an upgrade renaming it fails a test rather than every night's date)."""
+    from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG as dagsters
+
+    assert dagsters == SCHEDULED_EXECUTION_TIME_TAG
