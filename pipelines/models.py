@@ -23,8 +23,9 @@ A plain model rebuilds its tables every run, unless it reads only loaded data (r
 and none of it changed since its last build (``reads_only_loaded_data``). For an incremental
 model the runner (``build``):
 
-* computes its **fingerprint**: its SQL (comments aside), the reference data when it reads
-  ``ref.*``, and the values of the parameters it reads. A model without state, or whose
+* computes its **fingerprint**: its SQL (comments aside) and that of the plain models it reads
+  from, the reference data when they read ``ref.*``, and the values of the parameters they
+  read. A model without state, or whose
   fingerprint changed, is built **in full**: the tables it writes are dropped first (its SQL
   creates them again, in their current shape) and every incremental model downstream of it loses
   its state, so it is built in full too;
