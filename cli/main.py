@@ -265,8 +265,9 @@ def reconcile(
     os.environ[config.ENV_QUIET_SECONDS] = "0"
     _materialize(
         "reconcile",
-        lambda: materialize_all(
-            settings, selection=["raw/payments", "marts/claim_status", "marts/billing_lines"]
+        lambda: materialize_all(  # (ref/catalog: the warehouse migrated, the catalog loaded)
+            settings,
+            selection=["ref/catalog", "raw/payments", "marts/claim_status", "marts/billing_lines"],
         ),
     )
     with reader(settings.warehouse) as con:

@@ -22,8 +22,8 @@ def new_instance() -> dg.DagsterInstance:
 
     With ``DAGSTER_HOME`` set (as `make dev` and production set it), the instance there: the CLI's
     runs are recorded in the same run history as the schedule's, and the UI shows them. Without,
-    an ephemeral one in memory (tests, the benchmark). Creating the first one in a process takes
-    0.5-0.8 s (it imports its SQL storage), so a process that times its runs (the benchmark)
+    an ephemeral one in memory (tests, the benchmark). Creating the first one in a process is slow
+    (it imports its SQL storage), so a process that times its runs (the benchmark)
     creates it at start-up and passes it to each run. Telemetry is off either way
     (deploy/dagster.yaml says so for the persistent instance)."""
     if os.environ.get("DAGSTER_HOME"):

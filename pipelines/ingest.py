@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from pipelines import config, contract
 from pipelines.faults import fault
 from pipelines.landing import SKIP_REASONS, ChangedWhileRead, LandingFile, read_bytes, survey
-from pipelines.warehouse import migrate, run_sql, scalar, sql_text, table_exists
+from pipelines.warehouse import run_sql, scalar, sql_text, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,11 @@ def ingest(
     Every path under the landing folder is surveyed (pipelines/landing.py); those of ``kinds``
     and those outside every kind folder that no run has recorded yet are recorded, read or not.
     """
-    if not table_exists(con, "ref.activities"):
-        raise RuntimeError("ref.activities is missing: load the catalog (reference asset) first")
-    migrate(con)
+    if not table_exists(con, "ref.activities") or not table_exists(con, "ops.schema_migrations"):
+        raise RuntimeError(
+            "the catalog or the warehouse's tables are missing: run the reference asset "
+            "(migrations, then catalog) first"
+        )
     run_sql(con, "ingest/macros")
     set_ingest_parameters(con)
     surveyed = survey(landing, config.quiet_seconds())

@@ -55,7 +55,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from pipelines import config
+from pipelines import config, contract
 from pipelines.faults import fault
 from pipelines.file_active import price_semesters
 from pipelines.warehouse import (
@@ -90,9 +90,7 @@ STEPS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
 # ingestion's own bookkeeping is written by every ingestion asset.
 SOURCE_ASSETS = {"ref": "ref.catalog", "ledger": "ledger.issued_lines"}
 INGESTION_BOOKKEEPING = frozenset({"ops.ingested_files", "ops.quarantine"})
-RAW_ASSETS = frozenset(
-    {"raw.transmissions", "raw.enrollments", "raw.prescriptions", "raw.payments"}
-)
+RAW_ASSETS = frozenset(f"raw.{kind}" for kind in contract.KINDS)
 
 
 @dataclass(frozen=True)

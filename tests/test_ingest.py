@@ -27,7 +27,7 @@ from polars.testing import assert_frame_equal
 import pipelines.ingest as ingest_module
 from pipelines import contract
 from pipelines.reference import load_reference
-from pipelines.warehouse import reader, writer
+from pipelines.warehouse import migrate, reader, writer
 from tests.helpers import enrollment, prescription, query, run, tx, write_rows, write_text
 from tests.test_ledger import PAYMENT_REASONS
 
@@ -124,6 +124,7 @@ def run_dirty(landing: Path, warehouse: Path) -> None:
 
 def ingest_direct(landing: Path, warehouse: Path, **kw) -> ingest_module.IngestSummary:
     with writer(warehouse) as con:
+        migrate(con)
         load_reference(con)
         return ingest_module.ingest(con, landing, **kw)
 
@@ -866,6 +867,7 @@ def test_crash_in_a_batch_leaves_nothing_and_rerun_equals_clean(clean, tmp_path,
 
     monkeypatch.setattr(ingest_module, "_template", crashing)
     with writer(crashed) as con:
+        migrate(con)
         load_reference(con)
         with pytest.raises(duckdb.Error, match="simulated crash"):
             ingest_module.ingest(con, landing)
