@@ -26,6 +26,9 @@ from pipelines.files import TEMPLATES, write_bytes
 from pipelines.i18n import ALERT_URGENCY, Formatter, plotly_locale
 from pipelines.warehouse import reader, scalar, sql_text, table_exists
 
+# the amounts of the report's tables: euros and cents, as the ledger keeps them (DECIMAL(12, 2))
+AMOUNT = pl.Decimal(12, 2)
+
 INDEX_NAME = "index.html"
 # The list of patients to act on shows at most this many alerts (the most urgent): a national
 # exploitant has tens of thousands, which would make the page too heavy to open.
@@ -394,14 +397,17 @@ REJECTION_COLUMNS = (
 RULE_STATUS = {"fr": {"CONFIRMED": "CONFIRMÉE", "ASSUMPTION": "HYPOTHÈSE"}, "en": {}}
 
 
+def _money(column: str, fmt: Formatter) -> pl.Expr:
+    """An amount in euros as the report writes it (exact decimals, French format by default)."""
+    return pl.col(column).cast(AMOUNT).map_elements(fmt.money, return_dtype=pl.String)
+
+
 def build_sections(data: ExploitantData, fmt: Formatter) -> list[Section]:
     rules = data["counting_rules"].with_columns(pl.col("status").replace(RULE_STATUS[fmt.lang]))
     assumed = data["counting_rules"].filter(pl.col("status") == "ASSUMPTION")["periods"].sum()
     billing = data["billing_status"].with_columns(
-        pl.col("issued_eur")
-        .cast(pl.Decimal(12, 2))
-        .map_elements(fmt.money, return_dtype=pl.String),
-        pl.col("paid_eur").cast(pl.Decimal(12, 2)).map_elements(fmt.money, return_dtype=pl.String),
+        _money("issued_eur", fmt),
+        _money("paid_eur", fmt),
         pl.col("month").map_elements(fmt.month, return_dtype=pl.String),
     )
     semesters = data["file_active_semester"]
@@ -445,11 +451,7 @@ def build_sections(data: ExploitantData, fmt: Formatter) -> list[Section]:
             fmt.text("rejections_title"),
             fmt.text("rejections_intro", lines=fmt.integer(data["rejections"]["lines"].sum())),
             table=_table(
-                data["rejections"].with_columns(
-                    pl.col("amount_eur")
-                    .cast(pl.Decimal(12, 2))
-                    .map_elements(fmt.money, return_dtype=pl.String)
-                ),
+                data["rejections"].with_columns(_money("amount_eur", fmt)),
                 REJECTION_COLUMNS,
                 fmt,
             ),
