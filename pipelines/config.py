@@ -113,6 +113,18 @@ def freshness_limit() -> timedelta:
     return timedelta(hours=env_number(ENV_FRESHNESS_HOURS, FRESHNESS_HOURS))
 
 
+# The raw dataset (pipelines/lake.py): a part is small below SMALL_PART_ROWS rows (a night of
+# B1 holds about 100 000); an arrival month's small parts are merged into one once there are
+# this many (env OBSERVANCE_COMPACT_AT_PARTS), and all of them once the month is over.
+ENV_COMPACT_AT_PARTS = "OBSERVANCE_COMPACT_AT_PARTS"
+COMPACT_AT_PARTS = 8
+SMALL_PART_ROWS = 2_000_000
+
+
+def compact_at_parts() -> int:
+    return max(2, int(env_number(ENV_COMPACT_AT_PARTS, COMPACT_AT_PARTS)))
+
+
 # The nightly schedule and the landing sensor start on their own only where this is "on" (the
 # production deployment sets it): `make dev` opens the UI without starting a write.
 ENV_AUTOMATION = "OBSERVANCE_AUTOMATION"

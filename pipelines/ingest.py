@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -29,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines import config, contract
+from pipelines import config, contract, lake
 from pipelines.faults import fault
 from pipelines.landing import SKIP_REASONS, ChangedWhileRead, LandingFile, read_bytes, survey
 from pipelines.warehouse import run_sql, scalar, sql_text, table_exists
@@ -89,17 +90,23 @@ def ingest(
     kinds: Iterable[str] = contract.KINDS,
     batch_bytes: int = BATCH_BYTES,
     progress: Progress | None = None,
+    arrival: date | None = None,
 ) -> IngestSummary:
     """Ingest every new landing file of ``kinds``; returns what was read and where it went.
 
     Every path under the landing folder is surveyed (pipelines/landing.py); those of ``kinds``
     and those outside every kind folder that no run has recorded yet are recorded, read or not.
+    Transmissions are written to the lake (pipelines/lake.py) under the month of ``arrival``
+    (the run's date; default today), whose small parts are then compacted.
     """
     if not table_exists(con, "ref.activities") or not table_exists(con, "ops.schema_migrations"):
         raise RuntimeError(
             "the catalog or the warehouse's tables are missing: run the reference asset "
             "(migrations, then catalog) first"
         )
+    arrival = arrival or date.today()
+    lake.adopt(con)
+    lake.recover(con)
     run_sql(con, "ingest/macros")
     set_ingest_parameters(con)
     surveyed = survey(landing, config.quiet_seconds())
@@ -109,7 +116,9 @@ def ingest(
     )
     for kind in kinds:
         found = [f for f in surveyed if f.kind == kind]
-        summary.kinds[kind] = _ingest_kind(con, found, kind, batch_bytes, progress)
+        summary.kinds[kind] = _ingest_kind(con, found, kind, batch_bytes, progress, arrival)
+        if kind in lake.KINDS:
+            lake.compact(con, arrival)
     return summary
 
 
@@ -133,6 +142,7 @@ def _ingest_kind(
     kind: str,
     batch_bytes: int,
     progress: Progress | None,
+    arrival: date,
 ) -> KindSummary:
     summary = KindSummary()
     # a file whose bytes could not be read at all (no hash: an I/O error, a file gone) is tried
@@ -157,7 +167,7 @@ def _ingest_kind(
             records = _read_batch(con, kind, batch)
             con.begin()
             try:
-                _record_batch(con, kind, records, summary)
+                _record_batch(con, kind, records, summary, arrival)
                 fault(f"ingest:recorded:{kind}")
                 con.commit()
                 fault(f"ingest:committed:{kind}")
@@ -536,14 +546,25 @@ def _insert_file_rows(con: duckdb.DuckDBPyConnection, records: list[_FileRecord]
 
 
 def _record_batch(
-    con: duckdb.DuckDBPyConnection, kind: str, records: list[_FileRecord], summary: KindSummary
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    records: list[_FileRecord],
+    summary: KindSummary,
+    arrival: date,
 ) -> None:
-    """Inside the batch's transaction: file rows, de-duplication of ``validated``, the writes."""
+    """Inside the batch's transaction: file rows, de-duplication of ``validated``, the writes
+    (the loaded rows of a lake kind to a new part of the dataset, pipelines/lake.py)."""
     _insert_file_rows(con, records)
     summary.files_new += sum(r.status != "deferred" for r in records)
     summary.files_deferred += sum(r.status == "deferred" for r in records)
     summary.files_unreadable += sum(r.status == "unreadable" for r in records)
     con.execute(_template("ingest/classify", kind))
+    con.execute(_template("ingest/loaded", kind))
+    if kind in lake.KINDS:
+        ids = [r.file_id for r in records]
+        lake.append(con, kind, "SELECT * FROM batch_loaded", min(ids), max(ids), arrival)
+    else:
+        con.execute(f"INSERT INTO raw.{kind} BY NAME SELECT * FROM batch_loaded")
     con.execute(_template("ingest/record", kind))
     counts = con.execute(
         "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), "
@@ -565,6 +586,7 @@ def _template(name: str, kind: str) -> str:
         key=", ".join(key),
         versioned="true" if versioned else "false",
         conflict_reason=CONFLICT_REASON.get(kind, "conflicting_duplicate"),
+        stored_keys=lake.KEYS_TABLE.get(kind, f"raw.{kind}"),
         paths=", ".join(f"'$.{name}'" for name in fields),
         columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
         field_list=", ".join((*fields, *STORED_EXTRAS.get(kind, ()))),

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -61,6 +62,52 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET preserve_insertion_order = false")
     # no vacuum unless pace_vacuum says this evaluation date is a vacuum date
     con.execute("SET max_vacuum_tasks = 0")
+
+
+# The raw dataset of a warehouse file (pipelines/lake.py): data/warehouse.duckdb ->
+# data/warehouse.raw/
+DATASET_SUFFIX = ".raw"
+
+
+def dataset_folder(warehouse: Path) -> Path:
+    """The raw dataset folder of the warehouse file ``warehouse`` (``x.duckdb`` -> ``x.raw``)."""
+    return warehouse.with_name(warehouse.stem + DATASET_SUFFIX)
+
+
+def search_path(warehouse: Path) -> str:
+    """DuckDB's ``file_search_path`` for a connection to ``warehouse``: its raw dataset first
+    (the relative paths of the view raw.transmissions), then the working directory (a user's
+    own relative paths)."""
+    return f"{dataset_folder(warehouse.absolute())},{Path.cwd()}"
+
+
+def copy_warehouse(source: Path, target: Path, link: bool = False) -> Path:
+    """Copy the warehouse file ``source`` (with its WAL) and its raw dataset to ``target``; the
+    caller makes sure no run writes it meanwhile (``backup`` holds the writer lock). With
+    ``link``, the dataset's parts are hard-linked where the file system allows it: they are
+    never changed once written, so a link is as good as a copy and costs nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+    dataset = dataset_folder(source)
+    if dataset.exists():
+        shutil.copytree(
+            dataset, dataset_folder(target), copy_function=_link_or_copy if link else shutil.copy2
+        )
+    return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _find_dataset(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    con.execute("SET file_search_path = ?", [search_path(warehouse)])
 
 
 class WarehouseBusy(RuntimeError):
@@ -130,6 +177,7 @@ def writer(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con = _connect(warehouse, read_only=False, patience=config.lock_timeout_seconds())
         try:
             configure(con)
+            _find_dataset(con, warehouse)
             for schema in SCHEMAS:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             yield con
@@ -220,6 +268,7 @@ def reader(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = _connect(warehouse, read_only=True, patience=READ_ONLY_RETRY_SECONDS)
     try:
         con.execute("SET TimeZone = 'UTC'")
+        _find_dataset(con, warehouse)
         yield con
     finally:
         con.close()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pytest
 
 from pipelines import checks
+from pipelines.warehouse import copy_warehouse, reader, writer
 from tests.helpers import enrollment, prescription, run, tx, write_rows
 
 
@@ -32,17 +31,15 @@ def clean(tmp_path_factory):
 def broken(clean, tmp_path):
     """A writable copy of the clean warehouse, to break."""
     path = tmp_path / "copy.duckdb"
-    shutil.copy(clean, path)
-    con = duckdb.connect(str(path))
-    yield con
-    con.close()
+    copy_warehouse(clean, path, link=True)
+    with writer(path) as con:
+        yield con
 
 
 @pytest.fixture
 def ok(clean):
-    con = duckdb.connect(str(clean), read_only=True)
-    yield con
-    con.close()
+    with reader(clean) as con:
+        yield con
 
 
 def test_clean_warehouse_passes(ok):
@@ -64,9 +61,11 @@ def test_reconciliation_fails_on_a_file_that_does_not_balance(broken):
 
 
 def test_reconciliation_fails_when_a_table_lost_rows(broken):
+    # raw.transmissions is a view of the raw dataset (pipelines/lake.py): one row goes missing
+    broken.execute("ALTER VIEW raw.transmissions RENAME TO transmissions_all")
     broken.execute(
-        "DELETE FROM raw.transmissions WHERE transmission_id IN "
-        "(SELECT transmission_id FROM raw.transmissions LIMIT 1)"
+        "CREATE VIEW raw.transmissions AS SELECT * FROM raw.transmissions_all "
+        "WHERE transmission_id <> (SELECT min(transmission_id) FROM raw.transmissions_all)"
     )
     outcome = checks.reconciliation(broken, "transmissions")
     assert not outcome.passed and outcome.metadata["mismatched_files"] == 1
@@ -157,13 +156,13 @@ def test_a_failed_error_check_fails_the_run_and_holds_billing_back(tmp_path):
     # every table of a model held back, not only its main one
     assert "marts/billing_held" in text and "staging/matched_units" in text
     assert "1 ERROR check(s) failed" in text and "Traceback" not in failed.stdout + failed.stderr
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with reader(warehouse) as con:
         built = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert "billing_lines" not in built and "patient_periods" not in built
 
     again = cli(*args, "2025-06-01")
     assert again.returncode == 0, again.stdout + again.stderr
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with reader(warehouse) as con:
         periods = con.execute("SELECT count(*) FROM marts.patient_periods").fetchall()[0][0]
     assert periods > 0
 

@@ -128,11 +128,12 @@ def test_the_demo_runs_the_billing_loop(demo_warehouse, tmp_path):
 
     from cli.main import _billing_loop
     from pipelines.config import Settings
+    from pipelines.warehouse import copy_warehouse
 
     landing = tmp_path / "landing"
     shutil.copytree(demo_warehouse.parent / "landing", landing)
     warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(demo_warehouse, warehouse)
+    copy_warehouse(demo_warehouse, warehouse, link=True)
     _billing_loop(Settings(landing=landing, warehouse=warehouse, as_of=DEMO_AS_OF))
     kinds = dict(
         query(warehouse, "SELECT kind, count(*) AS n FROM ledger.issued_lines GROUP BY ALL").rows()

@@ -14,8 +14,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from pipelines.config import ENV_COMPACT_AT_PARTS
 from pipelines.faults import EXIT_FAULT, FAULT_ENV
 from tests.helpers import query
+from tests.test_ingest import lake_files, listed_parts
 from tests.test_ledger import AS_OF, base_landing, cli
 
 # written with the time of the write, which no re-run can give again, and the change time of a
@@ -28,6 +30,7 @@ WALL_CLOCK = {
     "frozen_at",
     "applied_at",
     "ctime_ns",
+    "written_at",
 }
 SCHEMAS = ("raw", "ops", "ref", "staging", "marts", "ledger")
 
@@ -40,7 +43,9 @@ def observance(*args: str, landing: Path, warehouse: Path, fault: str | None = N
         str(landing),
         "--warehouse",
         str(warehouse),
-        env=env | ({FAULT_ENV: fault} if fault else {}),
+        # two small parts of the raw dataset are merged (pipelines/lake.py), so that a run
+        # compacts and the fault can stop it there
+        env=env | {ENV_COMPACT_AT_PARTS: "2"} | ({FAULT_ENV: fault} if fault else {}),
     )
 
 
@@ -87,6 +92,8 @@ def never_stopped(tmp_path_factory) -> tuple[Path, dict[str, pl.DataFrame]]:
     "point",
     [
         "ingest:recorded:transmissions",  # a batch written, not committed
+        "lake:written:transmissions",  # a part written, not committed
+        "lake:compacted:transmissions",  # parts merged, the merged ones not deleted yet
         "ingest:committed:enrollments",  # between two batches
         "model:staging.period_units:written",
         "model:marts.patient_periods:written",
@@ -106,6 +113,8 @@ def test_a_run_killed_then_run_again_equals_a_run_never_stopped(never_stopped, t
 
     got = contents(warehouse)
     assert sorted(got) == sorted(expected)
+    # nothing left in the raw dataset but its committed parts (pipelines/lake.py recover)
+    assert lake_files(warehouse) == listed_parts(warehouse)
     for name, frame in expected.items():
         try:
             assert_frame_equal(got[name], frame, check_column_order=False)

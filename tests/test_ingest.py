@@ -14,7 +14,6 @@ import gzip
 import io
 import json
 import os
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from polars.testing import assert_frame_equal
 import pipelines.ingest as ingest_module
 from pipelines import contract
 from pipelines.reference import load_reference
-from pipelines.warehouse import migrate, reader, writer
+from pipelines.warehouse import copy_warehouse, dataset_folder, migrate, reader, writer
 from tests.helpers import enrollment, prescription, query, run, tx, write_rows, write_text
 from tests.test_ledger import PAYMENT_REASONS
 
@@ -129,12 +128,14 @@ def ingest_direct(landing: Path, warehouse: Path, **kw) -> ingest_module.IngestS
         return ingest_module.ingest(con, landing, **kw)
 
 
-def copy_warehouse(src: Path, dst: Path) -> Path:
-    shutil.copy(src, dst)
-    wal = src.with_name(src.name + ".wal")
-    if wal.exists():
-        shutil.copy(wal, dst.with_name(dst.name + ".wal"))
-    return dst
+def lake_files(warehouse: Path) -> set[str]:
+    """The files under the warehouse's raw dataset, relative to it."""
+    root = dataset_folder(warehouse)
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def listed_parts(warehouse: Path) -> set[str]:
+    return set(query(warehouse, "SELECT path FROM ops.raw_parts")["path"])
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -894,9 +895,9 @@ def test_kill_during_second_batch_keeps_the_first_and_rerun_completes(clean, tmp
     calls = []
     real = ingest_module._record_batch
 
-    def killed_in_second_batch(con, kind, records, summary):
+    def killed_in_second_batch(con, kind, records, summary, arrival):
         calls.extend(r.file.relpath for r in records)
-        real(con, kind, records, summary)  # every write of the batch is done...
+        real(con, kind, records, summary, arrival)  # every write of the batch is done...
         if len(calls) == 2:
             raise Killed(calls[-1])  # ...and the process dies before the commit
 
@@ -911,8 +912,14 @@ def test_kill_during_second_batch_keeps_the_first_and_rerun_completes(clean, tmp
     assert sources["source_file"].to_list() == ["transmissions/d1/a.jsonl"]
     q = query(crashed, "SELECT DISTINCT source_file FROM ops.quarantine")
     assert q["source_file"].to_list() == ["transmissions/d1/a.jsonl"]
+    # the second batch's part was written whole, but never committed: not in the view above,
+    # and deleted by the next run (listed: the first batch's and the empty part of the new
+    # warehouse, which carries the dataset's column types)
+    orphans = lake_files(crashed) - listed_parts(crashed)
+    assert len(listed_parts(crashed)) == 2 and len(orphans) == 1
 
     ingest_direct(landing, crashed, kinds=["transmissions"], batch_bytes=batch_bytes)
+    assert lake_files(crashed) == listed_parts(crashed) and len(listed_parts(crashed)) == 4
     names = ["raw.transmissions", "ops.ingested_files", "ops.quarantine"]
     want = snapshot(reference, names)
     assert want["raw.transmissions"].height == 6  # A1 A2 | A3 X1 | R3 R4

@@ -22,7 +22,7 @@ import pytest
 from pipelines.evidence import write_evidence
 from pipelines.faults import FAULT_ENV
 from pipelines.models import drop_derived
-from pipelines.warehouse import writer
+from pipelines.warehouse import copy_warehouse, writer
 from tests.helpers import (
     catalog_copy,
     enrollment,
@@ -91,7 +91,7 @@ def base(issued_base, tmp_path) -> tuple[Path, Path]:
     """A copy of the issued base, for a test to change."""
     landing, warehouse = issued_base
     shutil.copytree(landing, tmp_path / "landing")
-    shutil.copy(warehouse, tmp_path / "wh.duckdb")
+    copy_warehouse(warehouse, tmp_path / "wh.duckdb", link=True)
     return tmp_path / "landing", tmp_path / "wh.duckdb"
 
 

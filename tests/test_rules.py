@@ -6,7 +6,6 @@ worked out by hand in the comments, not computed by the code under test.
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 
 import polars as pl
@@ -14,7 +13,7 @@ import pytest
 
 from pipelines import config
 from pipelines.models import MODELS_BY_KEY, build
-from pipelines.warehouse import writer
+from pipelines.warehouse import copy_warehouse, writer
 from tests.helpers import (
     enrollment,
     periods_by_enrollment,
@@ -289,7 +288,7 @@ def test_r2_the_period_length_is_a_parameter(warehouse, tmp_path, monkeypatch):
     """PERIOD_DAYS drives the cut and the count: with 42- or 43-day periods, S22's first period
     holds its 31 days of both eyes and day 42's OS (63 units); no length is too long to count."""
     copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(warehouse, copy)
+    copy_warehouse(warehouse, copy, link=True)
     with writer(copy) as con:
         for days in (42, 43):
             monkeypatch.setattr(config, "PERIOD_DAYS", days)

@@ -14,7 +14,8 @@ WITH candidates AS (
 -- sends a few more rows through the exact logic.
 SELECT key_hash FROM candidates GROUP BY key_hash HAVING count(*) > 1
 UNION
-SELECT key_hash FROM raw.{kind} SEMI JOIN candidates USING (key_hash);
+-- ({stored_keys}: the keys of the rows kept, raw.{kind} itself or a table of its keys alone)
+SELECT key_hash FROM {stored_keys} SEMI JOIN candidates USING (key_hash);
 
 CREATE OR REPLACE TEMP TABLE decided AS
 WITH contested AS (

@@ -1,16 +1,7 @@
--- Write a validated and de-duplicated batch: loaded rows to raw.{kind}, rejected rows to
--- ops.quarantine, and the per-file reconciliation (rows read = loaded + quarantined +
--- duplicates) to ops.ingested_files. ({{ }} would be literal braces of this template.)
-INSERT INTO raw.{kind} BY NAME
-SELECT {field_list}, key_hash, payload_hash, file_id, source_file, row_number
-FROM validated
-ANTI JOIN contested_hashes USING (key_hash)
-WHERE reason IS NULL
-UNION ALL BY NAME
-SELECT {field_list}, key_hash, payload_hash, file_id, source_file, row_number
-FROM decided
-WHERE dedup_status = 'loaded';
-
+-- Write a validated and de-duplicated batch, whose loaded rows (loaded.sql) are already written:
+-- rejected rows to ops.quarantine, and the per-file reconciliation (rows read = loaded +
+-- quarantined + duplicates) to ops.ingested_files. ({{ }} would be literal braces of this
+-- template.)
 INSERT INTO ops.quarantine BY NAME
 SELECT file_id, source_file, '{kind}' AS kind, row_number, reason, detail, raw_record,
     now() AS quarantined_at
