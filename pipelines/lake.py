@@ -85,8 +85,12 @@ def _listed(con: duckdb.DuckDBPyConnection, kind: str) -> list[Part]:
 
 
 def _make_view(con: duckdb.DuckDBPyConnection, kind: str) -> None:
-    """``raw.<kind>`` over the parts listed (in the caller's transaction)."""
-    paths = ", ".join(_quote(p.path) for p in _listed(con, kind))
+    """``raw.<kind>`` over the parts listed (in the caller's transaction). The parts that hold
+    rows, the largest first: DuckDB estimates a scan's rows from the first file, and a plan
+    made for an empty scan builds its hash tables on the transmissions (out of memory at B1).
+    The empty part of a new warehouse is read only while there is no other."""
+    parts = sorted(_listed(con, kind), key=lambda p: (-p.rows, p.first_file_id))
+    paths = ", ".join(_quote(p.path) for p in parts if p.rows or p is parts[0])
     con.execute(
         f"CREATE OR REPLACE VIEW raw.{kind} AS SELECT * FROM read_parquet([{paths}], "
         "hive_partitioning = false)"
