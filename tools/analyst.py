@@ -26,7 +26,8 @@ from pathlib import Path
 import polars as pl
 
 from pipelines import config
-from pipelines.catalog import CATALOG_DIR
+from pipelines.config import CATALOG_DIR
+from tools.bench import peak_rss_mb
 
 PARIS = "Europe/Paris"
 DAYS = config.PERIOD_DAYS
@@ -381,7 +382,9 @@ def main() -> None:
     start = time.perf_counter()
     decisions = (pandas_decisions if engine == "pandas" else polars_decisions)(landing, as_of)
     seconds = time.perf_counter() - start
-    print(json.dumps({"engine": engine, "seconds": seconds, **decisions}))
+    print(
+        json.dumps({"engine": engine, "seconds": seconds, "peak_rss_mb": peak_rss_mb()} | decisions)
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ import duckdb
 import polars as pl
 
 from pipelines import config
-from pipelines.warehouse import configure, copy_warehouse, dataset_folder
+from pipelines.lake import PARQUET_OPTIONS
+from pipelines.warehouse import configure, copy_warehouse, dataset_folder, reader
 
 GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
 # the rules stage the issue names: the R4–R7 decisions per period (its inputs, the daily units
@@ -79,7 +80,11 @@ class FormatResult:
     # every night's time beyond start-up, in the order run (the last on the warehouse itself)
     nights_s: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    storage_floor_s: float = 0.0  # storage_floor(): the rows written into raw.transmissions' table
+    storage_floor_s: float = 0.0  # storage_floor(): the rows written into a DuckDB table
+    lake_floor_s: float = 0.0  # storage_floor(into="parquet"): the same rows as the raw dataset
+    # the pipeline's decisions after the full run, and the analyst scripts' (tools/analyst.py)
+    decisions: dict[str, int] = field(default_factory=dict)
+    analysts: list[dict] = field(default_factory=list)
 
 
 def _landing(
@@ -135,16 +140,15 @@ def floor(landing: Path, fmt: str) -> tuple[float, int]:
     return time.perf_counter() - started, rows
 
 
-def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
-    """Seconds for DuckDB to write the raw files' rows into a new warehouse's
-    ``raw.transmissions`` (sql/migrations/001_ingest_tables.sql), fields cast to their types,
-    with the two hashes the table keeps, and checkpoint them: no validation, no de-duplication,
-    no reconciliation.
+def storage_floor(landing: Path, fmt: str, scratch: Path, into: str = "table") -> tuple[float, int]:
+    """Seconds for DuckDB to write the raw files' rows, fields cast to their types, with the
+    two hashes the raw layer keeps: no validation, no de-duplication, no reconciliation.
 
-    The full run's ingestion cannot be faster than this while ``raw.transmissions`` is a DuckDB
-    table holding every validated row (the contract's raw layer). JSON lines carry no row
-    numbers (``read_json`` gives none), so they are stored as 0: a little less to write.
-    Returns the seconds and the rows written."""
+    ``into="table"``: into a new warehouse's table of migration 001 (``raw.transmissions`` as
+    it was before the raw dataset), checkpointed; ``into="parquet"``: as one zstd Parquet file,
+    as the raw dataset's parts are written (pipelines/lake.py). Ingestion cannot be faster than
+    its storage. JSON lines carry no row numbers (``read_json`` gives none), so they are stored
+    as 0: a little less to write. Returns the seconds and the rows written."""
     from pipelines.contract import FIELDS
     from pipelines.ingest import DEDUP
     from pipelines.warehouse import migrate
@@ -176,20 +180,26 @@ def storage_floor(landing: Path, fmt: str, scratch: Path) -> tuple[float, int]:
                 "filename = true)"
             )
             row_number = "0"
-        started = time.perf_counter()
-        con.execute(
-            "INSERT INTO raw.transmissions BY NAME "
+        rows = (
             f"SELECT * EXCLUDE (filename), hash({', '.join(key)}) AS key_hash, "
             f"hash({', '.join(payload)}) AS payload_hash, 0 AS file_id, "
             "filename AS source_file "
             f"FROM (SELECT {typed}, filename, {row_number} AS row_number FROM {scan})"
         )
-        con.execute("CHECKPOINT")
+        part = scratch.with_suffix(".parquet")
+        started = time.perf_counter()
+        if into == "parquet":
+            con.execute(f"COPY ({rows}) TO '{part}' ({PARQUET_OPTIONS})")
+        else:
+            con.execute(f"INSERT INTO raw.transmissions BY NAME {rows}")
+            con.execute("CHECKPOINT")
         seconds = time.perf_counter() - started
-        return seconds, con.execute("SELECT count(*) FROM raw.transmissions").fetchall()[0][0]
+        stored = f"read_parquet('{part}')" if into == "parquet" else "raw.transmissions"
+        return seconds, con.execute(f"SELECT count(*) FROM {stored}").fetchall()[0][0]
     finally:
         con.close()
         _remove_warehouse(scratch)
+        scratch.with_suffix(".parquet").unlink(missing_ok=True)
 
 
 def add_one_night(landing: Path, fmt: str) -> int:
@@ -216,6 +226,39 @@ def add_one_night(landing: Path, fmt: str) -> int:
         )
         rows += write_transmissions(shifted, target / path.name)
     return rows
+
+
+# The plain pandas script holds every reading in memory as Python strings: run above this many
+# enrollments it would take the machine's memory (the issue compares it at 10 000).
+PANDAS_MAX_PATIENTS = 20_000
+
+
+def analyst_engines(patients: int) -> tuple[str, ...]:
+    """The analyst scripts the benchmark runs for this size (tools/analyst.py)."""
+    return ("pandas", "polars") if patients <= PANDAS_MAX_PATIENTS else ("polars",)
+
+
+def analyst_run(engine: str, landing: Path, as_of: date) -> dict:
+    """One analyst script in a fresh process: its decisions, peak RSS and seconds, start-up
+    included as for the pipeline's full run (``compute_s``: without it)."""
+    command = [sys.executable, "-m", "tools.analyst", engine, str(landing), as_of.isoformat()]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = round(time.perf_counter() - started, 3)
+    if done.returncode != 0:
+        return {"engine": engine, "error": done.stderr.strip().splitlines()[-1][:300]}
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    return run | {"compute_s": round(run["seconds"], 3), "seconds": seconds}
+
+
+def pipeline_decisions(warehouse: Path) -> dict[str, int]:
+    """The periods the full run decided and how many are billable (as the analyst scripts
+    count them)."""
+    with reader(warehouse) as con:
+        periods, billable = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE billable) FROM marts.patient_periods"
+        ).fetchall()[0]
+    return {"periods": periods, "billable": billable}
 
 
 def _timed_run(landing: Path, warehouse: Path, as_of: date, by_group: bool) -> RunTiming:
@@ -288,12 +331,19 @@ def run_bench(
         landing, generate_s = _landing(work, fmt, patients, months, end, cgm_share)
         remove_nights(landing)  # before the floor: it scans the year only, like the full run
         floor_s, rows = floor(landing, fmt)
-        storage_s, stored = storage_floor(landing, fmt, work / f"{fmt}-storage-floor.duckdb")
-        if stored != rows:
-            raise RuntimeError(f"the storage floor wrote {stored:,} rows of {rows:,}")
+        scratch = work / f"{fmt}-storage-floor.duckdb"
+        storage_s, stored = storage_floor(landing, fmt, scratch)
+        lake_s, in_lake = storage_floor(landing, fmt, scratch, into="parquet")
+        if not stored == in_lake == rows:
+            raise RuntimeError(f"the storage floors wrote {stored:,}, {in_lake:,} rows of {rows:,}")
         warehouse = work / f"{fmt}-{patients}-{months}.duckdb"
         _remove_warehouse(warehouse)
         full = _timed_run(landing, warehouse, end + timedelta(days=1), by_group=True)
+        decisions = pipeline_decisions(warehouse)
+        analysts = [
+            analyst_run(engine, landing, end + timedelta(days=1))
+            for engine in analyst_engines(patients)
+        ]
         night_rows = add_one_night(landing, fmt)
         nights = _nights(landing, warehouse, end + timedelta(days=2), nights_run)
         size = sum(p.stat().st_size for p in (landing / "transmissions").rglob("*") if p.is_file())
@@ -309,6 +359,9 @@ def run_bench(
                 night_rows,
                 [round(night.beyond_startup_s, 3) for night in nights],
                 storage_floor_s=round(storage_s, 3),
+                lake_floor_s=round(lake_s, 3),
+                decisions=decisions,
+                analysts=analysts,
             )
         )
     saved = work / "results.json"  # one entry per format, the latest measurement of each
@@ -428,12 +481,10 @@ def report_lines(results: list[FormatResult]) -> list[str]:
     for r in results:
         lines.append(_row(r, f"floor: plain scan of {r.transmissions:,} rows", r.floor_s))
         lines.append(
-            _row(
-                r,
-                "storage floor: the rows written as they are into `raw.transmissions`",
-                r.storage_floor_s,
-                rate=True,
-            )
+            _row(r, "storage floor: the rows written into a DuckDB table", r.storage_floor_s, True)
+        )
+        lines.append(
+            _row(r, "storage floor: the rows written as Parquet (zstd)", r.lake_floor_s, True)
         )
         lines.append(_row(r, "start-up (imports, definitions, Dagster instance)", r.full.startup_s))
         for group, seconds in r.full.stages_s.items():
@@ -459,7 +510,31 @@ def report_lines(results: list[FormatResult]) -> list[str]:
             f"| {r.fmt} | peak RSS full / incremental | "
             f"{r.full.peak_rss_mb:,.0f} / {r.incremental.peak_rss_mb:,.0f} MB | | |"
         )
+        lines += _analyst_lines(r)
     return lines + _step_lines(results)
+
+
+def _analyst_lines(r: FormatResult) -> list[str]:
+    """The analyst scripts on the same landing: their time and memory, whether they reached
+    the pipeline's decisions, and the pipeline's full run as a fraction of each."""
+    lines = []
+    for run in r.analysts:
+        name = f"analyst script, {run['engine']} (tools/analyst.py)"
+        if "error" in run:
+            lines.append(f"| {r.fmt} | {name}: failed ({run['error']}) | | | |")
+            continue
+        same = (run["periods"], run["billable"]) == (
+            r.decisions.get("periods"),
+            r.decisions.get("billable"),
+        )
+        lines.append(_row(r, f"{name}, {run['peak_rss_mb']:,.0f} MB", run["seconds"]))
+        lines.append(
+            f"| {r.fmt} | … its decisions {'=' if same else '≠'} the pipeline's "
+            f"({run['periods']:,} periods, {run['billable']:,} billable); the full run takes "
+            f"{r.full.total_s / run['seconds']:.2f} × its time and "
+            f"{r.full.peak_rss_mb / run['peak_rss_mb']:.2f} × its memory | | | |"
+        )
+    return lines
 
 
 def _step_lines(results: list[FormatResult], shown: int = 12) -> list[str]:
