@@ -430,6 +430,27 @@ def export(
 
 
 @app.command()
+def backup(
+    to: Annotated[Path, typer.Option("--to", help="A new folder for the copy")],
+    warehouse: WarehouseOpt = config.DEFAULT_WAREHOUSE,
+    lock_timeout: LockTimeoutOpt = None,
+) -> None:
+    """A consistent copy of the warehouse and its raw dataset, taken under the writer lock (a
+    nightly run starting meanwhile waits for it); see docs/operations.md."""
+    from pipelines.warehouse import backup as backup_warehouse
+
+    _set_lock_timeout(lock_timeout)
+    settings = config.Settings.from_env(warehouse=warehouse)
+    if not settings.warehouse.exists():
+        _fail(f"no warehouse at {settings.warehouse}")
+    try:
+        copied = backup_warehouse(settings.warehouse, to)
+    except FileExistsError as exc:  # a busy warehouse: exit EXIT_BUSY (main)
+        _fail(str(exc))
+    console.print(f"Backup: {copied} and its raw dataset")
+
+
+@app.command()
 def bench(
     work: Annotated[Path, typer.Option(help="Folder for the generated data and results")] = Path(
         "bench_data"

@@ -105,7 +105,7 @@ def ingest(
             "(migrations, then catalog) first"
         )
     arrival = arrival or date.today()
-    lake.adopt(con)
+    lake.adopt(con, arrival)
     lake.recover(con)
     run_sql(con, "ingest/macros")
     set_ingest_parameters(con)

@@ -97,11 +97,12 @@ def _make_view(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     )
 
 
-def adopt(con: duckdb.DuckDBPyConnection) -> None:
+def adopt(con: duckdb.DuckDBPyConnection, arrival: date) -> None:
     """Move the rows of a ``raw.<kind>`` table (a warehouse made before the lake, or a new one:
     migration 001 creates the table) into the lake, and make ``raw.<kind>`` the view. The
-    first part written carries the table's column types, even when it holds no row. One
-    transaction per kind; called after the migrations (pipelines/reference.py)."""
+    first part written carries the table's column types, even when it holds no row; it is
+    filed under the month of ``arrival``. One transaction per kind; called by every ingestion
+    (pipelines/ingest.py) before it reads the landing."""
     for kind in KINDS:
         if _relation_kind(con, f"raw.{kind}") != "BASE TABLE":
             continue
@@ -111,7 +112,7 @@ def adopt(con: duckdb.DuckDBPyConnection) -> None:
             first, last = con.execute(
                 f"SELECT coalesce(min(file_id), 0), coalesce(max(file_id), 0) FROM raw.{kind}"
             ).fetchall()[0]
-            part = _write(con, kind, f"SELECT * FROM raw.{kind}", first, last, _month(date.today()))
+            part = _write(con, kind, f"SELECT * FROM raw.{kind}", first, last, _month(arrival))
             con.execute(f"INSERT INTO {KEYS_TABLE[kind]} SELECT key_hash, file_id FROM raw.{kind}")
             _register(con, [part])
             con.execute(f"DROP TABLE raw.{kind}")

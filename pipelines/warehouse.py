@@ -99,6 +99,33 @@ def copy_warehouse(source: Path, target: Path, link: bool = False) -> Path:
     return target
 
 
+def backup(warehouse: Path, folder: Path) -> Path:
+    """A consistent copy of the warehouse (its file and its raw dataset's committed parts) in
+    ``folder``, under the warehouse's own name; returns the copied file.
+
+    It holds the writer lock while it copies, so a run starting meanwhile waits for it (up to
+    the lock timeout) instead of changing what is being copied. The parts are hard-linked where
+    ``folder`` is on the same file system (they never change once written: the snapshot is
+    immediate and the lock is held for the file's copy alone), else copied."""
+    target = folder / warehouse.name
+    if target.exists() or dataset_folder(target).exists():
+        raise FileExistsError(f"{target} already exists: back up into a new folder")
+    with writer(warehouse) as con:
+        con.execute("CHECKPOINT")
+        parts = []
+        if table_exists(con, "ops.raw_parts"):
+            parts = [row[0] for row in con.execute("SELECT path FROM ops.raw_parts").fetchall()]
+        con.close()  # the file complete on disk, no WAL; the lock stays held
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(warehouse, target)
+        for part in parts:
+            source = dataset_folder(warehouse) / part
+            copied = dataset_folder(target) / part
+            copied.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(str(source), str(copied))
+    return target
+
+
 def _link_or_copy(source: str, target: str) -> None:
     try:
         os.link(source, target)

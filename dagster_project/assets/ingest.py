@@ -4,7 +4,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.resources import LandingResource, WarehouseResource
+from dagster_project.resources import (
+    EvaluationDateResource,
+    LandingResource,
+    WarehouseResource,
+)
 from pipelines import contract
 from pipelines.ingest import ingest
 from pipelines.reference import load_reference
@@ -39,12 +43,16 @@ def _ingest_asset(kind: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         landing: LandingResource,
+        evaluation: EvaluationDateResource,
     ) -> dg.MaterializeResult:
         def progress(kind: str, done: int, total: int) -> None:
             context.log.info(f"{kind}: {done}/{total} new files ingested")
 
         with warehouse.writer() as con:
-            summary = ingest(con, Path(landing.path), kinds=[kind], progress=progress)
+            # the run's date files the new transmissions under their arrival month (lake.py)
+            summary = ingest(
+                con, Path(landing.path), [kind], progress=progress, arrival=evaluation.date()
+            )
             total_rows = con.execute(f"SELECT count(*) FROM raw.{kind}").fetchall()[0][0]
         s = summary.kinds[kind]
         return dg.MaterializeResult(
