@@ -467,16 +467,31 @@ def bench(
         typer.Option(help="Instead: one whole run on N copies of the Parquet data (10: 300 M)"),
     ] = 0,
     cgm_share: CgmShareOpt = BENCH_CGM_SHARE,
+    year: Annotated[
+        int,
+        typer.Option(
+            help="Instead: N nights on the last bench's warehouse (365: a year), "
+            "with and without compaction"
+        ),
+    ] = 0,
 ) -> None:
     """Benchmark B1 stage by stage against a plain-scan floor (a measurement, not a test)."""
-    from tools.bench import report_lines, run_bench, run_out_of_core
+    from tools.bench import report_lines, run_bench, run_out_of_core, run_year
+
+    if year:
+        with console.status(f"{year} nights of ingestion, with and without compaction ..."):
+            outcome = run_year(work, year, patients, months, cgm_share=cgm_share)
+        for variant, figures in outcome.items():
+            console.print(f"{variant}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        return
 
     if out_of_core:
         with console.status(f"Out-of-core run: {out_of_core} x {patients:,} enrollments ..."):
             result = run_out_of_core(work, out_of_core, patients, months, cgm_share=cgm_share)
         console.print(
             f"{result['transmissions']:,} transmissions: whole graph in {result['seconds']} s, "
-            f"peak RSS {result['peak_rss_mb']:,} MB, warehouse {result['warehouse_mb']:,} MB"
+            f"peak RSS {result['peak_rss_mb']:,} MB, warehouse {result['warehouse_mb']:,} MB "
+            f"and raw dataset {result['dataset_mb']:,} MB"
         )
         return
     with console.status(f"Benchmark: {patients:,} enrollments over {months} months ..."):

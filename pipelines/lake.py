@@ -224,7 +224,10 @@ def compact(con: duckdb.DuckDBPyConnection, today: date) -> list[Part]:
     """Merge the small parts of each arrival month (config.SMALL_PART_ROWS): as many as
     config.compact_at_parts() or more, or two or more once the month is over. Returns the parts
     written."""
-    written = []
+    written: list[Part] = []
+    at_parts = config.compact_at_parts()
+    if not at_parts:  # compaction turned off
+        return written
     for kind in KINDS:
         small: dict[str, list[Part]] = {}
         for part in _listed(con, kind):
@@ -232,7 +235,7 @@ def compact(con: duckdb.DuckDBPyConnection, today: date) -> list[Part]:
                 small.setdefault(part.arrival_month, []).append(part)
         for month, parts in sorted(small.items()):
             over = month < _month(today)
-            if len(parts) >= config.compact_at_parts() or (over and len(parts) >= 2):
+            if len(parts) >= at_parts or (over and len(parts) >= 2):
                 written.append(_merge(con, kind, month, parts))
     return written
 

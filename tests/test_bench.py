@@ -34,7 +34,37 @@ def test_bench_smoke(bench):
     assert saved[0]["fmt"] == "parquet"
     table = "\n".join(report_lines(results))
     assert "incremental night" in table and "× floor" in table
-    assert "storage floor: the rows written as they are into `raw.transmissions`" in table
+    assert "storage floor: the rows written into a DuckDB table" in table
+    assert "storage floor: the rows written as Parquet (zstd)" in table and result.lake_floor_s > 0
+
+
+def test_the_analyst_scripts_reach_the_pipelines_decisions(bench):
+    """tools/analyst.py, plain pandas and lazy polars, decide the same periods as the pipeline
+    on the benchmark's landing (else comparing their times would mean nothing)."""
+    work, (result,) = bench
+    assert [run["engine"] for run in result.analysts] == ["pandas", "polars"]
+    assert result.decisions["periods"] > 0 and result.decisions["billable"] > 0
+    for run in result.analysts:
+        assert (run["periods"], run["billable"]) == (
+            result.decisions["periods"],
+            result.decisions["billable"],
+        ), run["engine"]
+        assert run["seconds"] > 0 and run["peak_rss_mb"] > 0
+    table = "\n".join(report_lines([result]))
+    assert "its decisions = the pipeline's" in table and "≠" not in table
+
+
+def test_a_year_of_nights_is_measured_with_and_without_compaction(bench):
+    """Nine nights on the bench's warehouse: compacted, the eight small parts of the month are
+    merged (and the empty one); never compacted, each night is a part of its own."""
+    from tools.bench import run_year
+
+    work, _ = bench
+    year = run_year(work, nights=9, patients=40, months=2)
+    compacted, never = year["compacted"], year["never compacted"]
+    assert compacted["rows"] == never["rows"] > 0
+    assert never["parts"] >= 9 + 1 and compacted["parts"] < never["parts"]
+    assert json.loads((work / "year.json").read_text()) == year
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])

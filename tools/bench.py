@@ -22,6 +22,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ import polars as pl
 
 from pipelines import config
 from pipelines.lake import PARQUET_OPTIONS
-from pipelines.warehouse import configure, copy_warehouse, dataset_folder, reader
+from pipelines.warehouse import configure, copy_warehouse, dataset_folder, reader, writer
 
 GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
 # the rules stage the issue names: the R4–R7 decisions per period (its inputs, the daily units
@@ -458,9 +459,106 @@ def run_out_of_core(
         "seconds": round(timing.total_s, 1),
         "peak_rss_mb": round(timing.peak_rss_mb),
         "warehouse_mb": round(warehouse.stat().st_size / 2**20),
+        "dataset_mb": _folder_mb(dataset_folder(warehouse)),
     }
     (root / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
+
+
+def _year_night(template: pl.DataFrame, day: int, folder: Path) -> int:
+    """Night ``day`` of the simulated year: the template night's readings, ``day`` days later,
+    with new ids (``Y<day>-``)."""
+    from tools.generate import write_transmissions
+
+    shifted = template.with_columns(
+        (pl.lit(f"Y{day}-") + pl.col("transmission_id")).alias("transmission_id"),
+        *(
+            (pl.col(c).str.to_datetime(time_zone="UTC") + timedelta(days=day)).dt.strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            for c in ("measured_at", "received_at")
+            if c in template.columns
+        ),
+    )
+    return write_transmissions(shifted, folder / "night.parquet")
+
+
+def _folder_mb(folder: Path) -> int:
+    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20)
+
+
+def _scan_seconds(warehouse: Path, where: str = "", runs: int = 3) -> float:
+    """The median time of a scan of raw.transmissions (count, distinct patients), warm."""
+    times = []
+    with reader(warehouse) as con:
+        query = f"SELECT count(*), count(DISTINCT patient_id) FROM raw.transmissions {where}"
+        con.execute(query).fetchall()
+        for _ in range(runs):
+            started = time.perf_counter()
+            con.execute(query).fetchall()
+            times.append(time.perf_counter() - started)
+    return round(sorted(times)[len(times) // 2], 3)
+
+
+def run_year(
+    work: Path,
+    nights: int = 365,
+    patients: int = B1["patients"],
+    months: int = B1["months"],
+    end: date = date(2025, 11, 30),
+    cgm_share: float = BENCH_CGM_SHARE,
+) -> dict[str, dict]:
+    """A year of nights on top of the full run's warehouse, with and without compaction: each
+    night ingests one more day of readings (the landing's last day again, shifted, new ids)
+    filed under its own date, then the raw dataset is measured: parts, size, a full scan and the
+    scan a night's models make (the last night's files only). Needs the warehouse of an earlier
+    `observance bench` of the same size (Parquet)."""
+    from pipelines.ingest import ingest
+
+    _read_at_once()
+    source, _ = _landing(work, "parquet", patients, months, end, cgm_share)
+    base = work / f"parquet-{patients}-{months}.duckdb"
+    if not base.exists():
+        raise FileNotFoundError(f"{base}: run `observance bench --formats parquet` first")
+    days = sorted(p for p in (source / "transmissions").iterdir() if p.is_dir())
+    template = pl.concat([pl.read_parquet(p) for p in sorted(days[-1].glob("*.parquet"))])
+    results = {}
+    for variant, compact in (("compacted", None), ("never compacted", "0")):
+        root = work / f"year-{variant.replace(' ', '-')}"
+        shutil.rmtree(root, ignore_errors=True)
+        landing, warehouse = root / "landing", root / "warehouse.duckdb"
+        copy_warehouse(base, warehouse, link=True)
+        if compact is not None:
+            os.environ[config.ENV_COMPACT_AT_PARTS] = compact
+        else:
+            os.environ.pop(config.ENV_COMPACT_AT_PARTS, None)
+        seconds = []
+        for day in range(1, nights + 1):
+            arrival = end + timedelta(days=day)
+            _year_night(template, day, landing / "transmissions" / arrival.isoformat())
+            started = time.perf_counter()
+            with writer(warehouse) as con:
+                ingest(con, landing, ["transmissions"], arrival=arrival)
+            seconds.append(time.perf_counter() - started)
+        os.environ.pop(config.ENV_COMPACT_AT_PARTS, None)
+        with reader(warehouse) as con:
+            parts, rows = con.execute("SELECT count(*), sum(rows) FROM ops.raw_parts").fetchall()[0]
+            last = con.execute("SELECT max(file_id) FROM ops.ingested_files").fetchall()[0][0]
+        tenth = max(1, nights // 10)
+        results[variant] = {
+            "nights": nights,
+            "parts": parts,
+            "rows": rows,
+            "dataset_mb": _folder_mb(dataset_folder(warehouse)),
+            "first_nights_ingest_s": round(statistics.median(seconds[:tenth]), 3),
+            "last_nights_ingest_s": round(statistics.median(seconds[-tenth:]), 3),
+            "compaction_nights": sum(1 for s in seconds if s > 2 * statistics.median(seconds)),
+            "full_scan_s": _scan_seconds(warehouse),
+            "last_night_scan_s": _scan_seconds(warehouse, f"WHERE file_id > {last - 2}"),
+        }
+        shutil.rmtree(root, ignore_errors=True)
+    (work / "year.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return results
 
 
 def remove_nights(landing: Path) -> None:
