@@ -113,6 +113,17 @@ def freshness_limit() -> timedelta:
     return timedelta(hours=env_number(ENV_FRESHNESS_HOURS, FRESHNESS_HOURS))
 
 
+# DuckDB's memory limit for the pipeline's connections (env OBSERVANCE_MEMORY_LIMIT, e.g. "2GB"):
+# above it DuckDB spills to disk next to the warehouse. The process's peak is this plus what
+# Python, Arrow and Dagster hold (docs/performance.md).
+ENV_MEMORY_LIMIT = "OBSERVANCE_MEMORY_LIMIT"
+MEMORY_LIMIT = "4GB"
+
+
+def memory_limit() -> str:
+    return os.environ.get(ENV_MEMORY_LIMIT) or MEMORY_LIMIT
+
+
 # The raw dataset (pipelines/lake.py): a part is small below SMALL_PART_ROWS rows (a night of
 # B1 holds about 100 000); an arrival month's small parts are merged into one once there are
 # this many (env OBSERVANCE_COMPACT_AT_PARTS), and all of them once the month is over; 0 turns

@@ -38,7 +38,6 @@ SCHEMAS = ("ref", "raw", "ops", "staging", "marts", "ledger")
 # lock timeout (config.lock_timeout_seconds).
 READ_ONLY_RETRY_SECONDS = 60.0
 ALIAS = "warehouse"  # the name the file is attached under in every connection
-MEMORY_LIMIT = "4GB"
 # A run's steps share one connection while the process stays below this resident size after a
 # step (a night stays below it). Above it the connection is closed, which gives back the memory
 # DuckDB and its allocator still hold: kept, it sits under the next big step of a full run and
@@ -56,7 +55,7 @@ VACUUM_EVERY_DAYS = 7
 def configure(con: duckdb.DuckDBPyConnection) -> None:
     # Timestamps are instants; SQL never relies on the session zone (R1 uses ref.paris_offsets).
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET memory_limit = ?", [config.memory_limit()])
     # Tables are never read in insertion order (every model sorts what it needs): letting DuckDB
     # write in any order makes large inserts markedly faster.
     con.execute("SET preserve_insertion_order = false")
