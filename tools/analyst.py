@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines import config
+from pipelines import config, contract
 from pipelines.config import CATALOG_DIR
 from tools.bench import peak_rss_mb
 
@@ -72,18 +72,26 @@ def _rules() -> pl.DataFrame:
 # ------------------------------------------------------------------------------- lazy polars
 
 
-def _scan(path: Path) -> pl.LazyFrame:
+# JSON lines leave out the fields a reading does not have (a weight has no eye): read with the
+# transmissions' fields, a missing one is null.
+READING_SCHEMA = {name: pl.String for name in contract.FIELDS["transmissions"]} | {
+    name: pl.Float64 for name in contract.DECIMAL_FIELDS["transmissions"]
+}
+
+
+def _scan(path: Path, kind: str) -> pl.LazyFrame:
     if path.suffix == ".parquet":
         return pl.scan_parquet(path)
     if path.suffix == ".jsonl":
-        return pl.scan_ndjson(path, infer_schema_length=None)
+        schema = READING_SCHEMA if kind == "transmissions" else None
+        return pl.scan_ndjson(path, schema=schema, infer_schema_length=None)
     return pl.scan_csv(path, infer_schema_length=0)
 
 
 def _latest(landing: Path, kind: str, key: str, columns: list[str]) -> pl.LazyFrame:
     """The kind's rows, the last version of each key (the files' order)."""
     frames = [
-        _scan(p).select(pl.col(c).cast(pl.String) for c in columns).with_columns(version=i)
+        _scan(p, kind).select(pl.col(c).cast(pl.String) for c in columns).with_columns(version=i)
         for i, p in enumerate(_files(landing, kind))
     ]
     return pl.concat(frames).sort("version").group_by(key).last()
@@ -117,7 +125,9 @@ def polars_decisions(landing: Path, as_of: date) -> dict[str, int]:
     )
     readings = pl.concat(
         [
-            _scan(p).select(*COLUMNS, *[pl.col(c).cast(pl.Float64) for c in CALIBRATION])
+            _scan(p, "transmissions").select(
+                *COLUMNS, *[pl.col(c).cast(pl.Float64) for c in CALIBRATION]
+            )
             for p in _files(landing, "transmissions")
         ],
         how="vertical_relaxed",
@@ -250,8 +260,9 @@ def pandas_decisions(landing: Path, as_of: date) -> dict[str, int]:
     def read(path: Path) -> pd.DataFrame:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+        if path.suffix == ".jsonl":  # fields a row does not have are left out
+            frame = pd.read_json(path, lines=True, dtype=False)
+            return frame.reindex(columns=sorted(set(frame.columns) | set(READING_SCHEMA)))
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
 
     def latest(kind: str, key: str) -> pd.DataFrame:
