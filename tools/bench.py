@@ -158,6 +158,10 @@ def storage_floor(landing: Path, fmt: str, scratch: Path, into: str = "table") -
     con = duckdb.connect(str(scratch))
     try:
         configure(con)
+        # DuckDB's read_json holds a large buffer per file it reads at once: with the
+        # pipeline's memory limit it runs out of memory on a few dozen small files. The
+        # pipeline never calls it (it splits JSON lines itself, pipelines/ingest.py).
+        con.execute("RESET memory_limit")
         con.execute("SET enable_progress_bar = false")
         migrate(con)
         types = dict(
