@@ -72,6 +72,7 @@ DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
 EXIT_BUSY = 75  # EX_TEMPFAIL: try again later
 # Files the pipeline writes (warehouse, WAL, reports, billing files) are never world-readable.
 FILE_UMASK = 0o027
+FILE_MODE = 0o640  # the mode of the files it writes: owner and group only, health data
 
 
 # The landing protocol (docs/contract.md, pipelines/landing.py): a file written to less than this

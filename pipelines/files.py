@@ -19,6 +19,8 @@ from pathlib import Path
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from pipelines.config import FILE_MODE
+
 CSV_STYLES = ("french", "international")
 # The HTML pages written for people (reports, evidence): pipelines/templates/, escaped.
 TEMPLATES = Environment(
@@ -27,7 +29,6 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-FILE_MODE = 0o640  # health data: never world-readable
 BOM = "\ufeff".encode()
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # French headers of the files written for people (docs/contract.md, "Files written"); the

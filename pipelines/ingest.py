@@ -558,7 +558,9 @@ def _record_batch(
     summary.files_new += sum(r.status != "deferred" for r in records)
     summary.files_deferred += sum(r.status == "deferred" for r in records)
     summary.files_unreadable += sum(r.status == "unreadable" for r in records)
-    con.execute(_template("ingest/classify", kind))
+    con.execute(_template("ingest/contested", kind))
+    kept = lake.kept_rows(con, kind) if kind in lake.KINDS else f"raw.{kind}"
+    con.execute(_template("ingest/classify", kind, kept_rows=kept))
     con.execute(_template("ingest/loaded", kind))
     if kind in lake.KINDS:
         ids = [r.file_id for r in records]
@@ -577,8 +579,8 @@ def _record_batch(
     summary.duplicates_skipped += counts[3]
 
 
-def _template(name: str, kind: str) -> str:
-    """An ingest SQL template filled with the contract's names for ``kind``."""
+def _template(name: str, kind: str, **names: str) -> str:
+    """An ingest SQL template filled with the contract's names for ``kind`` (and ``names``)."""
     fields = contract.FIELDS[kind]
     key, versioned = DEDUP[kind]
     return sql_text(name).format(
@@ -591,6 +593,7 @@ def _template(name: str, kind: str) -> str:
         columns=", ".join(f"fields[{i}] AS {name}" for i, name in enumerate(fields, start=1)),
         field_list=", ".join((*fields, *STORED_EXTRAS.get(kind, ()))),
         typed_fields=", ".join(f"{name} := d.{name}" for name in fields),
+        **names,
     )
 
 

@@ -8,30 +8,35 @@ the ledger) stays in the DuckDB file.
 
 Layout, for the warehouse ``data/warehouse.duckdb``::
 
-    data/warehouse.raw/transmissions/arrival_month=2026-12/part-000000012-000000020.parquet
+    data/warehouse.duckdb.raw/transmissions/arrival_month=2026-12/part-000000012-000000020.parquet
 
 * A **part** holds the rows loaded from a range of landing files (``file_id`` first..last): one
   per ingestion batch, or one per compaction. Parts are written once and never changed.
 * ``ops.raw_parts`` lists the parts that exist; it is changed in the same DuckDB transaction as
   the rows' reconciliation (``ops.ingested_files``) and the de-duplication keys
-  (``raw.transmission_keys``). That transaction is the commit point: a part is written and
-  moved to its final name before it, and is part of the dataset only once it is committed.
+  (``raw.transmission_keys``). That transaction is the commit point: a part is written, synced
+  and moved to its final name before it, and is part of the dataset only once it is committed.
+  **The list is the dataset**: a reader lists ``ops.raw_parts`` (or reads the view), never the
+  folder, which may hold a part a stopped run wrote and the next run deletes.
 * ``raw.transmissions`` is a view over the listed parts, made again in each of those
   transactions. Its paths are relative to the dataset folder, which every connection of the
   pipeline sets as DuckDB's ``file_search_path`` (``search_path``): the warehouse file and its
   ``.raw`` folder move together, and a copy opens as the original.
-* ``recover`` (at the start of every ingestion and compaction) deletes what a stopped run left:
-  parts written but not committed, parts compacted away but not yet deleted, temporary files.
+* ``recover`` (at the start of every ingestion) deletes what a stopped run left, and only that:
+  temporary files, parts of a batch that never committed (their first file_id is above every
+  file ingested) and parts a committed compaction merged (their files lie inside a listed
+  part's). Any other file it leaves alone and names: it is no part of this warehouse's data.
   A listed part that is missing is an error: the dataset was damaged or copied incompletely.
 * **Compaction** (``compact``): the nightly parts of an arrival month are merged into one part
   once ``config.compact_at_parts()`` of them are small, and all of a month's small parts once
-  the month is over; so a year of nights leaves about one part per month.
+  the month is over; so a year of nights leaves a few parts per month (35 for B1's year).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -40,19 +45,21 @@ import duckdb
 
 from pipelines import config
 from pipelines.faults import fault
-from pipelines.warehouse import ALIAS, dataset_folder, scalar, table_exists
+from pipelines.warehouse import ALIAS, dataset_folder, scalar, sync, table_exists
 
 log = logging.getLogger(__name__)
 
 # The kinds whose loaded rows live in the lake; the others stay tables of the warehouse file.
 KINDS = ("transmissions",)
-# The table each kind's de-duplication reads (pipelines/ingest.py, sql/ingest/classify.sql):
-# the keys of every row kept, in the warehouse file, so that no batch reads the dataset for them.
+# The table each kind's de-duplication reads (pipelines/ingest.py, sql/ingest/contested.sql):
+# the keys of every row kept, in the warehouse file; a batch reads the dataset only for the keys
+# it shares with kept rows (kept_rows), in the parts that hold them.
 KEYS_TABLE = {"transmissions": "raw.transmission_keys"}
 PARTITION = "arrival_month"  # arrival_month=YYYY-MM: the month the rows were ingested
 TEMPORARY = "_tmp"  # parts being written; a leading "_" hides it from Hive-style readers
 # Parquet as written: zstd (smaller than snappy for about the same decoding speed in DuckDB).
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
+PART_NAME = re.compile(r"part-(\d{9})-(\d{9})\.parquet")
 
 
 @dataclass(frozen=True)
@@ -112,11 +119,14 @@ def adopt(con: duckdb.DuckDBPyConnection, arrival: date) -> None:
             first, last = con.execute(
                 f"SELECT coalesce(min(file_id), 0), coalesce(max(file_id), 0) FROM raw.{kind}"
             ).fetchall()[0]
-            part = _write(con, kind, f"SELECT * FROM raw.{kind}", first, last, _month(arrival))
+            part = _write(
+                con, kind, f"SELECT * FROM raw.{kind}", first, last, _month(arrival), True
+            )
             con.execute(f"INSERT INTO {KEYS_TABLE[kind]} SELECT key_hash, file_id FROM raw.{kind}")
             _register(con, [part])
             con.execute(f"DROP TABLE raw.{kind}")
             _make_view(con, kind)
+            fault(f"lake:adopted:{kind}")
             con.commit()
         except BaseException:
             con.rollback()
@@ -146,20 +156,30 @@ def _write(
     first_file_id: int,
     last_file_id: int,
     arrival_month: str,
+    keep_empty: bool = False,
 ) -> Part:
-    """The rows of ``query`` as a new part, written under a temporary name and then moved to
-    its final one (never visible half-written); registered by the caller's transaction."""
+    """The rows of ``query`` as a new part, written under a temporary name, synced and then
+    moved to its final one (never visible half-written, on disk before the commit that lists
+    it); registered by the caller's transaction. A part with no rows is not kept unless
+    ``keep_empty`` (its ``rows`` then say 0 and no file is left)."""
     root = _folder(con)
-    relative = (
-        f"{kind}/{PARTITION}={arrival_month}/part-{first_file_id:09d}-{last_file_id:09d}.parquet"
-    )
-    temporary = root / kind / TEMPORARY / Path(relative).name
+    name = f"part-{first_file_id:09d}-{last_file_id:09d}.parquet"
+    relative = f"{kind}/{PARTITION}={arrival_month}/{name}"
+    temporary = root / kind / TEMPORARY / name
     temporary.parent.mkdir(parents=True, exist_ok=True)
     rows = scalar(con, f"COPY ({query}) TO {_quote(str(temporary))} ({PARQUET_OPTIONS})")
+    if not rows and not keep_empty:
+        temporary.unlink()
+        return Part(kind, relative, arrival_month, first_file_id, last_file_id, 0)
+    if scalar(con, "SELECT count(*) FROM ops.raw_parts WHERE path = ?", [relative]):
+        temporary.unlink()  # file ids only grow: a listed name is never written again
+        raise RuntimeError(f"{relative} is already a part of the raw dataset")
+    os.chmod(temporary, config.FILE_MODE)
+    sync(temporary)
     final = root / relative
     final.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(temporary, 0o640)
-    os.replace(temporary, final)
+    os.replace(temporary, final)  # over a leftover of a stopped run, never over a listed part
+    sync(final)
     return Part(kind, relative, arrival_month, first_file_id, last_file_id, rows)
 
 
@@ -186,7 +206,6 @@ def append(
     query = f"SELECT {typed} FROM ({query})"  # the types of the dataset's first part
     part = _write(con, kind, query, first_file_id, last_file_id, _month(arrival))
     if not part.rows:  # nothing loaded: no part
-        (_folder(con) / part.path).unlink()
         return 0
     con.execute(
         f"INSERT INTO {KEYS_TABLE[kind]} SELECT key_hash, file_id "
@@ -198,13 +217,45 @@ def append(
     return part.rows
 
 
+def kept_rows(con: duckdb.DuckDBPyConnection, kind: str) -> str:
+    """The temp view ``kept_rows``: the kept rows that share a key hash with the batch
+    (``contested_hashes``, sql/ingest/contested.sql), read from the parts that hold their files
+    only; returns its name for sql/ingest/classify.sql."""
+    files = sorted(
+        row[0]
+        for row in con.execute(
+            f"SELECT DISTINCT file_id FROM {KEYS_TABLE[kind]} SEMI JOIN contested_hashes "
+            "USING (key_hash)"
+        ).fetchall()
+    )
+    parts = [
+        p for p in _listed(con, kind)
+        if p.rows and any(p.first_file_id <= f <= p.last_file_id for f in files)
+    ]  # fmt: skip
+    if parts:
+        paths = ", ".join(_quote(p.path) for p in parts)
+        ids = ", ".join(str(f) for f in files)
+        source = f"read_parquet([{paths}], hive_partitioning = false) WHERE file_id IN ({ids})"
+    else:  # none: the dataset's columns, no row
+        source = f"read_parquet({_quote(_listed(con, kind)[0].path)}) WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW kept_rows AS SELECT * FROM {source}")
+    return "kept_rows"
+
+
 def recover(con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """Delete the files of the lake that no committed part names (left by a stopped run);
-    returns them. A listed part that is missing raises: the lake is incomplete."""
+    """Delete the files a stopped run left in the lake: temporary files, the parts of a batch
+    that never committed, the parts a committed compaction merged; returns them. Other files
+    no committed part names are left as they are, and named in the log. A listed part that is
+    missing raises: the lake is incomplete."""
     if not table_exists(con, "ops.raw_parts"):
         return []
     root = _folder(con)
-    listed = {root / path for (path,) in con.execute("SELECT path FROM ops.raw_parts").fetchall()}
+    listed = {
+        root / path: (first, last)
+        for path, first, last in con.execute(
+            "SELECT path, first_file_id, last_file_id FROM ops.raw_parts"
+        ).fetchall()
+    }
     missing = sorted(str(p) for p in listed if not p.is_file())
     if missing:
         raise RuntimeError(
@@ -212,11 +263,23 @@ def recover(con: duckdb.DuckDBPyConnection) -> list[Path]:
             f"folder {root} was damaged or copied without them; restore it from the backup "
             "taken with the warehouse file (docs/operations.md)"
         )
-    left = [p for kind in KINDS for p in (root / kind).rglob("*") if p.is_file()]
-    removed = [p for p in left if p not in listed]
-    for path in removed:
+    committed = scalar(con, "SELECT coalesce(max(file_id), 0) FROM ops.ingested_files")
+    removed = []
+    for path in (p for kind in KINDS for p in (root / kind).rglob("*") if p.is_file()):
+        if path in listed:
+            continue
+        named = PART_NAME.fullmatch(path.name)
+        ids = (int(named[1]), int(named[2])) if named else None
+        if path.parent.name == TEMPORARY or (ids and ids[0] > committed):
+            why = "written by a run that stopped before committing it"
+        elif ids and any(first <= ids[0] and ids[1] <= last for first, last in listed.values()):
+            why = "merged into another part by a compaction"
+        else:
+            log.warning("%s is no part of this warehouse's raw dataset: left as it is", path)
+            continue
         path.unlink()
-        log.warning("removed %s: written by a run that stopped before committing it", path)
+        removed.append(path)
+        log.warning("removed %s: %s", path, why)
     return removed
 
 
@@ -258,12 +321,14 @@ def _merge(con: duckdb.DuckDBPyConnection, kind: str, month: str, parts: list[Pa
             first,
             last,
             month,
+            keep_empty=True,
         )
         con.executemany(
             "DELETE FROM ops.raw_parts WHERE kind = ? AND path = ?", [[kind, p.path] for p in parts]
         )
         _register(con, [merged])
         _make_view(con, kind)
+        fault(f"lake:merged:{kind}")
         con.commit()
     except BaseException:
         con.rollback()

@@ -64,13 +64,14 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # The raw dataset of a warehouse file (pipelines/lake.py): data/warehouse.duckdb ->
-# data/warehouse.raw/
+# data/warehouse.duckdb.raw/ (the whole file name: two warehouses never share a folder).
 DATASET_SUFFIX = ".raw"
 
 
 def dataset_folder(warehouse: Path) -> Path:
-    """The raw dataset folder of the warehouse file ``warehouse`` (``x.duckdb`` -> ``x.raw``)."""
-    return warehouse.with_name(warehouse.stem + DATASET_SUFFIX)
+    """The raw dataset folder of the warehouse file ``warehouse`` (``x.duckdb`` ->
+    ``x.duckdb.raw``)."""
+    return warehouse.with_name(warehouse.name + DATASET_SUFFIX)
 
 
 def search_path(warehouse: Path) -> str:
@@ -105,7 +106,9 @@ def backup(warehouse: Path, folder: Path) -> Path:
     It holds the writer lock while it copies, so a run starting meanwhile waits for it (up to
     the lock timeout) instead of changing what is being copied. The parts are hard-linked where
     ``folder`` is on the same file system (they never change once written: the snapshot is
-    immediate and the lock is held for the file's copy alone), else copied."""
+    immediate and the lock is held for the file's copy alone), else copied. Everything written
+    is readable by the owner and the group only, and synced; a backup that fails leaves
+    nothing behind."""
     target = folder / warehouse.name
     if target.exists() or dataset_folder(target).exists():
         raise FileExistsError(f"{target} already exists: back up into a new folder")
@@ -115,24 +118,56 @@ def backup(warehouse: Path, folder: Path) -> Path:
         if table_exists(con, "ops.raw_parts"):
             parts = [row[0] for row in con.execute("SELECT path FROM ops.raw_parts").fetchall()]
         con.close()  # the file complete on disk, no WAL; the lock stays held
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(warehouse, target)
-        for part in parts:
-            source = dataset_folder(warehouse) / part
-            copied = dataset_folder(target) / part
-            copied.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(str(source), str(copied))
+        missing = [p for p in parts if not (dataset_folder(warehouse) / p).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} parts of the raw dataset are missing (first: {missing[0]}): "
+                "this warehouse cannot be backed up whole"
+            )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(warehouse, target)
+            os.chmod(target, config.FILE_MODE)
+            for part in parts:
+                copied = dataset_folder(target) / part
+                copied.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(str(dataset_folder(warehouse) / part), str(copied))
+            for path in (target, *(dataset_folder(target) / p for p in parts)):
+                sync(path)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            shutil.rmtree(dataset_folder(target), ignore_errors=True)
+            raise
     return target
 
 
+def sync(path: Path) -> None:
+    """Flush a file to disk (written by DuckDB, copied, or linked), then its folder's entry."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def _link_or_copy(source: str, target: str) -> None:
+    """A hard link (a part, never changed once written: a link shares its mode with the live
+    file), else a copy readable by the owner and the group only."""
     try:
         os.link(source, target)
     except OSError:
-        shutil.copy2(source, target)
+        shutil.copyfile(source, target)
+        os.chmod(target, config.FILE_MODE)
 
 
 def _find_dataset(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    if "," in str(warehouse.absolute()):  # DuckDB's separator of search folders
+        raise ValueError(f"{warehouse}: a warehouse path cannot hold a comma")
     con.execute("SET file_search_path = ?", [search_path(warehouse)])
 
 

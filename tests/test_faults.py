@@ -92,7 +92,9 @@ def never_stopped(tmp_path_factory) -> tuple[Path, dict[str, pl.DataFrame]]:
     "point",
     [
         "ingest:recorded:transmissions",  # a batch written, not committed
+        "lake:adopted:transmissions",  # a new warehouse's empty part written, not committed
         "lake:written:transmissions",  # a part written, not committed
+        "lake:merged:transmissions",  # parts merged, the merge not committed
         "lake:compacted:transmissions",  # parts merged, the merged ones not deleted yet
         "ingest:committed:enrollments",  # between two batches
         "model:staging.period_units:written",

@@ -855,8 +855,8 @@ def test_crash_in_a_batch_leaves_nothing_and_rerun_equals_clean(clean, tmp_path,
     crashed = tmp_path / "crashed.duckdb"
     real = ingest_module._template
 
-    def crashing(name: str, kind: str) -> str:
-        text = real(name, kind)
+    def crashing(name: str, kind: str, **names: str) -> str:
+        text = real(name, kind, **names)
         if name == "ingest/record" and kind == "transmissions":
             # crash once raw, quarantine and ingested_files have been written in the transaction
             text += (

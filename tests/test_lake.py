@@ -90,12 +90,26 @@ def test_the_view_reads_the_parts_with_rows_the_largest_first(tmp_path):
     assert empty not in text and text.index(large) < text.index(small)
 
 
-def test_duplicates_are_found_across_nights_without_reading_the_dataset(tmp_path, monkeypatch):
-    """A night that sends yesterday's readings again: duplicates, against the keys table;
-    one whose payload differs: quarantined as a conflict."""
+def test_duplicates_are_found_across_nights_in_the_parts_that_hold_them(tmp_path):
+    """A night that sends an earlier night's readings again: duplicates, found through the keys
+    table; one whose payload differs: quarantined as a conflict. To compare payloads, only the
+    parts holding the contested keys are read (lake.kept_rows), never the whole dataset."""
     landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
     first = night(landing, FIRST_NIGHT)
     ingest_on(landing, warehouse, FIRST_NIGHT)
+    night(landing, FIRST_NIGHT + timedelta(days=1))
+    ingest_on(landing, warehouse, FIRST_NIGHT)
+    first_part, second_part = parts(warehouse)["path"].to_list()[1:]
+    with writer(warehouse) as con:
+        sent_again = "SELECT key_hash FROM raw.transmissions WHERE file_id = 1"
+        con.execute(f"CREATE TEMP TABLE contested_hashes AS {sent_again}")
+        view = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = ?",
+            [lake.kept_rows(con, "transmissions")],
+        ).fetchall()[0][0]
+        assert first_part in view and second_part not in view
+        assert con.execute("SELECT count(*) FROM kept_rows").fetchall()[0][0] == 3
+
     again = landing / "transmissions" / "again" / "n.jsonl"
     again.parent.mkdir(parents=True)
     lines = first.read_text().splitlines()
@@ -103,7 +117,7 @@ def test_duplicates_are_found_across_nights_without_reading_the_dataset(tmp_path
     summary = ingest_on(landing, warehouse, FIRST_NIGHT)
     s = summary.kinds["transmissions"]
     assert (s.rows_read, s.rows_loaded, s.duplicates_skipped, s.rows_quarantined) == (2, 0, 1, 1)
-    assert transmissions(warehouse).height == 3
+    assert transmissions(warehouse).height == 6
 
 
 def test_compaction_merges_a_months_small_parts_and_keeps_every_row(tmp_path, monkeypatch):
@@ -121,7 +135,10 @@ def test_compaction_merges_a_months_small_parts_and_keeps_every_row(tmp_path, mo
     assert parts(warehouse)["first_file_id"].to_list() == [0]
     rows = transmissions(warehouse)
     assert rows.height == 12 and rows["transmission_id"].n_unique() == 12
-    assert rows["file_id"].to_list() == sorted(rows["file_id"].to_list())
+    # the merged part's own order: by file, then row (row groups then bound the nightly reads)
+    merged = pl.read_parquet(dataset_folder(warehouse) / parts(warehouse)["path"].item())
+    order = merged.select("file_id", "row_number").rows()
+    assert order == sorted(order) and len(set(order)) == 12
 
     # a night of April: March is over, its two small parts become one
     april = date(2025, 4, 1)
@@ -132,19 +149,29 @@ def test_compaction_merges_a_months_small_parts_and_keeps_every_row(tmp_path, mo
     assert transmissions(warehouse).height == 15
 
 
-def test_a_stopped_runs_files_are_removed_and_never_read(tmp_path):
+def test_a_stopped_runs_files_are_removed_and_others_left_alone(tmp_path):
+    """What a stopped run leaves (a batch's part never committed, a half-written temporary
+    file) is never read and is deleted by the next run; a file that is no leftover (a part of
+    some other warehouse copied in by mistake) is left as it is, and never read either."""
     landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
     night(landing, FIRST_NIGHT)
     ingest_on(landing, warehouse, FIRST_NIGHT)
     root = dataset_folder(warehouse) / "transmissions"
-    stray = root / "arrival_month=2025-03" / "part-000000009-000000009.parquet"
-    shutil.copy(next(root.rglob("part-*1.parquet")), stray)  # written, never committed
+    written = next(root.rglob("part-*1.parquet"))
+    uncommitted = written.with_name("part-000000009-000000009.parquet")  # above every file_id
+    foreign = written.with_name("part-000000000-000000001.parquet")  # not inside a listed part
+    shutil.copy(written, uncommitted)
+    shutil.copy(written, foreign)
     (root / lake.TEMPORARY).mkdir(exist_ok=True)
     (root / lake.TEMPORARY / "half.parquet").write_bytes(b"PAR1")  # stopped mid-write
     assert transmissions(warehouse).height == 3  # the view lists the committed parts only
     night(landing, FIRST_NIGHT + timedelta(days=1))
     ingest_on(landing, warehouse, FIRST_NIGHT)
-    assert lake_files(warehouse) == listed_parts(warehouse)
+    assert not uncommitted.exists() and not (root / lake.TEMPORARY / "half.parquet").exists()
+    assert foreign.exists()
+    assert lake_files(warehouse) - listed_parts(warehouse) == {
+        str(foreign.relative_to(dataset_folder(warehouse)))
+    }
     assert transmissions(warehouse).height == 6
 
 
@@ -154,8 +181,9 @@ def test_a_missing_part_stops_the_run_with_its_name(tmp_path):
     ingest_on(landing, warehouse, FIRST_NIGHT)
     lost = next(iter(sorted(listed_parts(warehouse))))
     (dataset_folder(warehouse) / lost).unlink()
-    with pytest.raises(RuntimeError, match="parts of the raw dataset are missing"):
+    with pytest.raises(RuntimeError, match="parts of the raw dataset are missing") as raised:
         ingest_on(landing, warehouse, FIRST_NIGHT)
+    assert lost in str(raised.value)
 
 
 def test_the_warehouse_moves_and_is_backed_up_with_its_dataset(tmp_path, monkeypatch):
@@ -164,9 +192,14 @@ def test_the_warehouse_moves_and_is_backed_up_with_its_dataset(tmp_path, monkeyp
     ingest_on(landing, warehouse, FIRST_NIGHT)
     expected = transmissions(warehouse)
 
+    stray = dataset_folder(warehouse) / lake.TEMPORARY / "left.parquet"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"PAR1")  # a leftover: not copied
     copied = backup(warehouse, tmp_path / "backup")
     assert copied == tmp_path / "backup" / "w.duckdb"
     assert lake_files(copied) == listed_parts(copied) == listed_parts(warehouse)
+    for path in (copied, *dataset_folder(copied).rglob("*.parquet")):
+        assert not path.stat().st_mode & (stat.S_IROTH | stat.S_IWOTH), path
     with pytest.raises(FileExistsError):
         backup(warehouse, tmp_path / "backup")
 
@@ -228,3 +261,20 @@ def test_observance_backup_copies_the_warehouse_and_refuses_to_overwrite(tmp_pat
     assert again.exit_code != 0 and "already exists" in again.output
     missing = CliRunner().invoke(app, ["backup", "--to", str(tmp_path / "c"), "--warehouse", "x"])
     assert missing.exit_code != 0 and "no warehouse" in missing.output
+
+
+def test_a_backup_waits_for_the_writer_lock(tmp_path):
+    """While a run holds the writer lock, `observance backup` waits for it and gives up with
+    exit 75 after the lock timeout: it never copies a warehouse being written."""
+    from pipelines.config import EXIT_BUSY
+    from pipelines.warehouse import write_lock
+    from tests.test_locks import cli
+
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    night(landing, FIRST_NIGHT)
+    ingest_on(landing, warehouse, FIRST_NIGHT)
+    with write_lock(warehouse):
+        done = cli("backup", "--to", str(tmp_path / "b"), "--warehouse", str(warehouse),
+                   "--lock-timeout", "1")  # fmt: skip
+    assert done.returncode == EXIT_BUSY, done.stdout + done.stderr
+    assert not (tmp_path / "b" / "w.duckdb").exists()

@@ -1,22 +1,12 @@
 -- De-duplication of a validated batch, against itself and against raw.{kind}: the decisions
--- for the few rows whose key is contested (dedup_status loaded | duplicate | quarantined); every other
--- valid row is loaded as it is by record.sql.
--- Placeholders: {kind}; {key}, the key columns; {versioned}: true when a new payload for a known
+-- for the few rows whose key is contested (contested.sql: dedup_status loaded | duplicate |
+-- quarantined); every other valid row is loaded as it is (loaded.sql).
+-- Placeholders: {kind}; {kept_rows}, the rows kept that may share a key with the batch (raw.{kind},
+-- or for the raw dataset the few parts that hold them, pipelines/lake.py kept_rows); {key}, the
+-- key columns; {versioned}: true when a new payload for a known
 -- key is a new version (enrollments, prescriptions), false when it is a conflict (transmissions).
 -- ({{ }} would be literal braces of this template.)
 -- Rows are ordered by (file_id, row_number): the first occurrence is the one kept.
-CREATE OR REPLACE TEMP TABLE contested_hashes AS
-WITH candidates AS (
-    SELECT key_hash FROM validated WHERE reason IS NULL
-)
--- keys that need a decision: seen twice in the batch, or already kept. Every other valid row is
--- simply loaded, which spares the ordering work below for almost all rows. A hash collision only
--- sends a few more rows through the exact logic.
-SELECT key_hash FROM candidates GROUP BY key_hash HAVING count(*) > 1
-UNION
--- ({stored_keys}: the keys of the rows kept, raw.{kind} itself or a table of its keys alone)
-SELECT key_hash FROM {stored_keys} SEMI JOIN candidates USING (key_hash);
-
 CREATE OR REPLACE TEMP TABLE decided AS
 WITH contested AS (
     SELECT * FROM validated SEMI JOIN contested_hashes USING (key_hash) WHERE reason IS NULL
@@ -24,7 +14,7 @@ WITH contested AS (
 kept_key AS (
     -- the payload of the latest version kept for each key (for a non-versioned kind, the only one)
     SELECT {key}, arg_max(payload_hash, (file_id, row_number)) AS kept_hash
-    FROM raw.{kind} SEMI JOIN contested_hashes USING (key_hash)
+    FROM {kept_rows} SEMI JOIN contested_hashes USING (key_hash)
     GROUP BY ALL
 ),
 ranked AS (

@@ -5,7 +5,7 @@
 -- the parts of the dataset: written once, listed here in the transaction that commits them
 CREATE TABLE IF NOT EXISTS ops.raw_parts (
     kind           VARCHAR NOT NULL,   -- transmissions
-    path           VARCHAR NOT NULL,   -- relative to the dataset folder <warehouse>.raw/
+    path           VARCHAR NOT NULL,   -- relative to the dataset folder <warehouse file>.raw/
     arrival_month  VARCHAR NOT NULL,   -- YYYY-MM: the month its rows were ingested
     first_file_id  INTEGER NOT NULL,   -- the range of ops.ingested_files it holds rows of
     last_file_id   INTEGER NOT NULL,
