@@ -45,7 +45,7 @@ import duckdb
 
 from pipelines import config
 from pipelines.faults import fault
-from pipelines.warehouse import ALIAS, dataset_folder, scalar, sync, table_exists
+from pipelines.warehouse import ALIAS, dataset_folder, scalar, sync, table_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ def adopt(con: duckdb.DuckDBPyConnection, arrival: date) -> None:
         if _relation_kind(con, f"raw.{kind}") != "BASE TABLE":
             continue
         recover(con)
-        con.begin()
-        try:
+        with transaction(con):
             first, last = con.execute(
                 f"SELECT coalesce(min(file_id), 0), coalesce(max(file_id), 0) FROM raw.{kind}"
             ).fetchall()[0]
@@ -123,14 +122,9 @@ def adopt(con: duckdb.DuckDBPyConnection, arrival: date) -> None:
                 con, kind, f"SELECT * FROM raw.{kind}", first, last, _month(arrival), True
             )
             con.execute(f"INSERT INTO {KEYS_TABLE[kind]} SELECT key_hash, file_id FROM raw.{kind}")
-            _register(con, [part])
             con.execute(f"DROP TABLE raw.{kind}")
-            _make_view(con, kind)
+            _relist(con, kind, [part])
             fault(f"lake:adopted:{kind}")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         if part.rows:
             log.info("%d %s rows moved from the warehouse file to %s", part.rows, kind, part.path)
 
@@ -183,12 +177,22 @@ def _write(
     return Part(kind, relative, arrival_month, first_file_id, last_file_id, rows)
 
 
-def _register(con: duckdb.DuckDBPyConnection, parts: list[Part]) -> None:
+def _relist(
+    con: duckdb.DuckDBPyConnection, kind: str, added: list[Part], removed: list[Part] = ()
+) -> None:
+    """In the caller's transaction: ``added`` listed instead of ``removed``, the view made
+    again over the list."""
+    if removed:
+        con.executemany(
+            "DELETE FROM ops.raw_parts WHERE kind = ? AND path = ?",
+            [[kind, p.path] for p in removed],
+        )
     con.executemany(
         "INSERT INTO ops.raw_parts (kind, path, arrival_month, first_file_id, last_file_id, "
         "rows, written_at) VALUES (?, ?, ?, ?, ?, ?, now())",
-        [[p.kind, p.path, p.arrival_month, p.first_file_id, p.last_file_id, p.rows] for p in parts],
+        [[p.kind, p.path, p.arrival_month, p.first_file_id, p.last_file_id, p.rows] for p in added],
     )
+    _make_view(con, kind)
 
 
 def append(
@@ -211,8 +215,7 @@ def append(
         f"INSERT INTO {KEYS_TABLE[kind]} SELECT key_hash, file_id "
         f"FROM read_parquet({_quote(str(_folder(con) / part.path))})"
     )
-    _register(con, [part])
-    _make_view(con, kind)
+    _relist(con, kind, [part])
     fault(f"lake:written:{kind}")
     return part.rows
 
@@ -244,7 +247,9 @@ def kept_rows(con: duckdb.DuckDBPyConnection, kind: str) -> str:
 
 def recover(con: duckdb.DuckDBPyConnection) -> list[Path]:
     """Delete the files a stopped run left in the lake: temporary files, the parts of a batch
-    that never committed, the parts a committed compaction merged; returns them. Other files
+    that never committed, the parts a committed compaction merged; returns them. Called by
+    every ingestion before it records anything (a batch that never committed is then the one
+    whose file ids are above every file recorded). Other files
     no committed part names are left as they are, and named in the log. A listed part that is
     missing raises: the lake is incomplete."""
     if not table_exists(con, "ops.raw_parts"):
@@ -311,8 +316,7 @@ def _merge(con: duckdb.DuckDBPyConnection, kind: str, month: str, parts: list[Pa
     paths = ", ".join(_quote(str(root / p.path)) for p in parts)
     first = min(p.first_file_id for p in parts)
     last = max(p.last_file_id for p in parts)
-    con.begin()
-    try:
+    with transaction(con):
         merged = _write(
             con,
             kind,
@@ -323,16 +327,8 @@ def _merge(con: duckdb.DuckDBPyConnection, kind: str, month: str, parts: list[Pa
             month,
             keep_empty=True,
         )
-        con.executemany(
-            "DELETE FROM ops.raw_parts WHERE kind = ? AND path = ?", [[kind, p.path] for p in parts]
-        )
-        _register(con, [merged])
-        _make_view(con, kind)
+        _relist(con, kind, [merged], parts)
         fault(f"lake:merged:{kind}")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     fault(f"lake:compacted:{kind}")
     for part in parts:
         (root / part.path).unlink(missing_ok=True)

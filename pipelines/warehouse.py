@@ -374,6 +374,18 @@ def _connect(warehouse: Path, read_only: bool, patience: float) -> duckdb.DuckDB
             time.sleep(0.2)
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back when it raises."""
+    con.begin()
+    try:
+        yield
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
 def sql_text(name: str) -> str:
     """The text of ``sql/<name>.sql``."""
     return (config.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
