@@ -97,14 +97,14 @@ def ingest(
     Every path under the landing folder is surveyed (pipelines/landing.py); those of ``kinds``
     and those outside every kind folder that no run has recorded yet are recorded, read or not.
     Transmissions are written to the lake (pipelines/lake.py) under the month of ``arrival``
-    (the run's date; default today), whose small parts are then compacted.
+    (the run's date; default today in Europe/Paris), whose small parts are then compacted.
     """
     if not table_exists(con, "ref.activities") or not table_exists(con, "ops.schema_migrations"):
         raise RuntimeError(
             "the catalog or the warehouse's tables are missing: run the reference asset "
             "(migrations, then catalog) first"
         )
-    arrival = arrival or date.today()
+    arrival = arrival or config.today_paris()
     lake.adopt(con, arrival)
     lake.recover(con)
     run_sql(con, "ingest/macros")
