@@ -114,12 +114,13 @@ def freshness_limit() -> timedelta:
     return timedelta(hours=env_number(ENV_FRESHNESS_HOURS, FRESHNESS_HOURS))
 
 
-# DuckDB's memory limit for the pipeline's connections (env OBSERVANCE_MEMORY_LIMIT, e.g. "4GB"):
+# DuckDB's memory limit for the pipeline's connections (env OBSERVANCE_MEMORY_LIMIT, e.g. "1GB"):
 # above it DuckDB spills to disk next to the warehouse. The process's peak is about this plus
-# half a gigabyte (Python, Arrow, Dagster). At B1 a full run took 6-8 % longer with 1GB than
-# with 4GB, at a third of the memory (docs/performance.md).
+# half a gigabyte (Python, Arrow, Dagster). At B1 a full run with 1GB took 6-8 % longer than
+# with 4GB at a third of the memory, but at ten times B1 it ran out of memory in
+# staging.daily_units: 4GB stays the default (docs/performance.md).
 ENV_MEMORY_LIMIT = "OBSERVANCE_MEMORY_LIMIT"
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "4GB"
 
 
 def memory_limit() -> str:
