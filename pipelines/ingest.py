@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from pipelines import config, contract, lake
 from pipelines.faults import fault
 from pipelines.landing import SKIP_REASONS, ChangedWhileRead, LandingFile, read_bytes, survey
-from pipelines.warehouse import run_sql, scalar, sql_text, table_exists
+from pipelines.warehouse import run_sql, scalar, sql_text, table_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,10 @@ def _ingest_kind(
         # DuckDB cannot read then fails alone (recorded `unreadable`) instead of aborting the batch.
         try:
             records = _read_batch(con, kind, batch)
-            con.begin()
-            try:
+            with transaction(con):
                 _record_batch(con, kind, records, summary, arrival)
                 fault(f"ingest:recorded:{kind}")
-                con.commit()
-                fault(f"ingest:committed:{kind}")
-            except BaseException:
-                con.rollback()
-                raise
+            fault(f"ingest:committed:{kind}")
         finally:
             con.unregister("jsonl_lines")
         done += len(batch)
@@ -221,13 +216,8 @@ def _record_unread(
         records.append(record)
         log.warning("landing path %s not read: %s", f.relpath, record.error)
     if records:
-        con.begin()
-        try:
+        with transaction(con):
             _insert_file_rows(con, records)
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
     summary.files_deferred += sum(r.status == "deferred" for r in records)
     summary.files_skipped += sum(r.status == "skipped" for r in records)
     return len(records)

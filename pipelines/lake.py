@@ -45,7 +45,15 @@ import duckdb
 
 from pipelines import config
 from pipelines.faults import fault
-from pipelines.warehouse import ALIAS, dataset_folder, scalar, sync, table_exists, transaction
+from pipelines.warehouse import (
+    ALIAS,
+    dataset_folder,
+    relation_kind,
+    scalar,
+    sync,
+    table_exists,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +119,7 @@ def adopt(con: duckdb.DuckDBPyConnection, arrival: date) -> None:
     filed under the month of ``arrival``. One transaction per kind; called by every ingestion
     (pipelines/ingest.py) before it reads the landing."""
     for kind in KINDS:
-        if _relation_kind(con, f"raw.{kind}") != "BASE TABLE":
+        if relation_kind(con, f"raw.{kind}") != "table":
             continue
         recover(con)
         with transaction(con):
@@ -127,16 +135,6 @@ def adopt(con: duckdb.DuckDBPyConnection, arrival: date) -> None:
             fault(f"lake:adopted:{kind}")
         if part.rows:
             log.info("%d %s rows moved from the warehouse file to %s", part.rows, kind, part.path)
-
-
-def _relation_kind(con: duckdb.DuckDBPyConnection, qualified: str) -> str | None:
-    schema, name = qualified.split(".")
-    return scalar(
-        con,
-        "SELECT table_type FROM information_schema.tables WHERE table_catalog = ? "
-        "AND table_schema = ? AND table_name = ?",
-        [ALIAS, schema, name],
-    )
 
 
 def _month(day: date) -> str:

@@ -23,7 +23,7 @@ import polars as pl
 
 from pipelines.faults import fault
 from pipelines.files import file_format, table_bytes, write_bytes
-from pipelines.warehouse import run_sql, scalar, set_parameters, table_exists
+from pipelines.warehouse import run_sql, scalar, set_parameters, table_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ def issue(
     content = table_bytes(lines, file_format(out), csv_style)
     fault("issue:file_prepared")
     filter_text = ", ".join(f"{k}={v}" for k, v in filters.items() if v)
-    con.begin()
-    try:
+    with transaction(con):
         con.execute(
             "INSERT INTO ledger.export_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -130,10 +129,6 @@ def issue(
         )
         run_sql(con, "ledger/record")  # the lines and the evidence of their periods
         fault("issue:recorded")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     fault("issue:committed")
     _write_atomically(out, content)
     log.info("batch %s: %d lines of %s to %s", batch_id, lines.height, payee, out)

@@ -69,6 +69,7 @@ from pipelines.warehouse import (
     set_parameters,
     sql_text,
     table_exists,
+    transaction,
 )
 
 log = logging.getLogger(__name__)
@@ -400,8 +401,7 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
     it writes and the model's own metadata (counts only, never patient-level values)."""
     set_parameters(con, as_of)
     pace_vacuum(con, as_of)
-    con.begin()
-    try:
+    with transaction(con):
         skippable = reads_only_loaded_data(model)
         inputs = inputs_fingerprint(con, model, as_of) if skippable else None
         if inputs is not None and _up_to_date(con, model, inputs):
@@ -418,10 +418,6 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
             if inputs is not None:
                 _record_state(con, model, as_of, inputs)
         fault(f"model:{model.key}:written")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     # (a view is counted by its metadata query, if at all: counting it runs it)
     tables = [table for table in model.writes if table not in model.views]
     counts: dict[str, object] = {f"{table}_rows": row_count(con, table) for table in tables}

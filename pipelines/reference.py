@@ -23,7 +23,7 @@ from pipelines.catalog import (
 )
 from pipelines.config import PARIS
 from pipelines.contract import MEASURE_TYPE_ALIASES
-from pipelines.warehouse import run_sql, sql_text
+from pipelines.warehouse import run_sql, sql_text, transaction
 
 # R1: the years for which ref.paris_offsets is built from the tz database. A transmission measured
 # outside this range is quarantined (timestamp_out_of_range) instead of given a guessed date.
@@ -86,8 +86,7 @@ def load_reference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         ),
     }
     digest = hashlib.sha256()
-    con.begin()  # the tables, their macros and their hash change together
-    try:
+    with transaction(con):  # the tables, their macros and their hash change together
         for name, frame in tables.items():
             digest.update(name.encode() + frame.write_csv().encode())
             con.register("frame", frame.to_arrow())
@@ -100,8 +99,4 @@ def load_reference(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             "CREATE OR REPLACE TABLE ref.version AS SELECT ? AS reference_hash",
             [digest.hexdigest()],
         )
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     return {name: frame.height for name, frame in tables.items()}

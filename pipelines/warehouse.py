@@ -82,8 +82,9 @@ def search_path(warehouse: Path) -> str:
 
 
 def copy_warehouse(source: Path, target: Path, link: bool = False) -> Path:
-    """Copy the warehouse file ``source`` (with its WAL) and its raw dataset to ``target``; the
-    caller makes sure no run writes it meanwhile (``backup`` holds the writer lock). With
+    """Copy the warehouse file ``source`` (with its WAL) and its raw dataset to ``target``, for
+    the tests and the benchmark; the caller makes sure no run writes it meanwhile (operators use
+    ``backup``, which holds the writer lock). With
     ``link``, the dataset's parts are hard-linked where the file system allows it: they are
     never changed once written, so a link is as good as a copy and costs nothing."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -456,8 +457,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     a model whose SQL changed is rebuilt in full by the model runner (pipelines/models.py)."""
     files = sorted((config.SQL_DIR / MIGRATIONS).glob("[0-9][0-9][0-9]_*.sql"))
     upgrade = table_exists(con, "ops.ingested_files")  # else a new warehouse: nothing to say
-    con.begin()
-    try:
+    with transaction(con):
         con.execute("CREATE SCHEMA IF NOT EXISTS ops")
         con.execute(
             "CREATE TABLE IF NOT EXISTS ops.schema_migrations (version INTEGER PRIMARY KEY, "
@@ -481,10 +481,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                 [int(path.stem[:3]), path.stem, checksum],
             )
             done.append(path.stem)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     if done and upgrade:
         log.info("migrations applied: %s", ", ".join(done))
     return done
@@ -492,7 +488,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def drop_relation(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
     """Drop the table or view ``schema.name``, if there is one."""
-    kind = _relation_kind(con, qualified)
+    kind = relation_kind(con, qualified)
     if kind is not None:
         con.execute(f"DROP {kind.upper()} {qualified}")
 
@@ -503,7 +499,7 @@ def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = Non
     return rows[0][0] if rows else None
 
 
-def _relation_kind(con: duckdb.DuckDBPyConnection, qualified: str) -> str | None:
+def relation_kind(con: duckdb.DuckDBPyConnection, qualified: str) -> str | None:
     """'table' or 'view' for ``schema.name`` in the warehouse, None when there is neither."""
     schema, name = qualified.split(".")
     rows = con.execute(
@@ -517,13 +513,13 @@ def _relation_kind(con: duckdb.DuckDBPyConnection, qualified: str) -> str | None
 
 def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     """Whether ``schema.name`` is a table or a view of the warehouse."""
-    return _relation_kind(con, qualified) is not None
+    return relation_kind(con, qualified) is not None
 
 
 def drop_table_become_view(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
     """Drop the table ``schema.name`` if there is one: an earlier version kept as a table what
     is now a view (DuckDB cannot replace a table by a view, nor drop "a table or a view")."""
-    if _relation_kind(con, qualified) == "table":
+    if relation_kind(con, qualified) == "table":
         con.execute(f"DROP TABLE {qualified}")
 
 

@@ -158,9 +158,9 @@ def storage_floor(landing: Path, fmt: str, scratch: Path, into: str = "table") -
     con = duckdb.connect(str(scratch))
     try:
         configure(con)
-        # DuckDB's read_json holds a large buffer per file it reads at once: with the
-        # pipeline's memory limit it runs out of memory on a few dozen small files. The
-        # pipeline never calls it (it splits JSON lines itself, pipelines/ingest.py).
+        # DuckDB's read_json holds a large buffer per file it reads at once: with a low memory
+        # limit (OBSERVANCE_MEMORY_LIMIT=1GB) it runs out of memory on a few dozen small files.
+        # The pipeline never calls it (it splits JSON lines itself, pipelines/ingest.py).
         con.execute("RESET memory_limit")
         con.execute("SET enable_progress_bar = false")
         migrate(con)
@@ -219,18 +219,22 @@ def add_one_night(landing: Path, fmt: str) -> int:
     rows = 0
     for path in sorted(last.iterdir()):
         frame = pl.read_parquet(path) if fmt == "parquet" else pl.read_ndjson(path)
-        shifted = frame.with_columns(
-            (pl.lit("N-") + pl.col("transmission_id")).alias("transmission_id"),
-            *(
-                (pl.col(c).str.to_datetime(time_zone="UTC") + timedelta(days=1)).dt.strftime(
-                    "%Y-%m-%dT%H:%M:%SZ"
-                )
-                for c in ("measured_at", "received_at")
-                if c in frame.columns
-            ),
-        )
-        rows += write_transmissions(shifted, target / path.name)
+        rows += write_transmissions(_shifted(frame, 1, "N-"), target / path.name)
     return rows
+
+
+def _shifted(readings: pl.DataFrame, days: int, prefix: str) -> pl.DataFrame:
+    """``readings`` sent again ``days`` days later, their ids prefixed (new transmissions)."""
+    return readings.with_columns(
+        (pl.lit(prefix) + pl.col("transmission_id")).alias("transmission_id"),
+        *(
+            (pl.col(c).str.to_datetime(time_zone="UTC") + timedelta(days=days)).dt.strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            for c in ("measured_at", "received_at")
+            if c in readings.columns
+        ),
+    )
 
 
 # The plain pandas script holds every reading in memory as Python strings: run above this many
@@ -474,17 +478,7 @@ def _year_night(template: pl.DataFrame, day: int, folder: Path) -> int:
     with new ids (``Y<day>-``)."""
     from tools.generate import write_transmissions
 
-    shifted = template.with_columns(
-        (pl.lit(f"Y{day}-") + pl.col("transmission_id")).alias("transmission_id"),
-        *(
-            (pl.col(c).str.to_datetime(time_zone="UTC") + timedelta(days=day)).dt.strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            )
-            for c in ("measured_at", "received_at")
-            if c in template.columns
-        ),
-    )
-    return write_transmissions(shifted, folder / "night.parquet")
+    return write_transmissions(_shifted(template, day, f"Y{day}-"), folder / "night.parquet")
 
 
 def _folder_mb(folder: Path) -> int:
