@@ -445,8 +445,8 @@ def backup(
         _fail(f"no warehouse at {settings.warehouse}")
     try:
         copied = backup_warehouse(settings.warehouse, to)
-    except FileExistsError as exc:  # a busy warehouse: exit EXIT_BUSY (main)
-        _fail(str(exc))
+    except (FileExistsError, FileNotFoundError) as exc:  # the target exists, a part is missing
+        _fail(str(exc))  # (a warehouse kept busy past the timeout: exit EXIT_BUSY, in main)
     console.print(f"Backup: {copied} and its raw dataset")
 
 
