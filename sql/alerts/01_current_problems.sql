@@ -27,9 +27,9 @@ received AS (  -- last receipt (server clock; the device clock when received_at 
 ),
 interrupted AS (
     SELECT a.*, r.last_measured_date,
-        getvariable('as_of') - coalesce(
+        date_diff('day', coalesce(
             CAST(timezone(getvariable('local_timezone'), r.last_received_at) AS DATE),
-            a.start_date) AS silent_days
+            a.start_date), getvariable('as_of')) AS silent_days
     FROM active a
     LEFT JOIN received r USING (enrollment_id)
 ),
@@ -37,8 +37,8 @@ current_period AS (  -- the open period of each active enrollment, and what it s
     SELECT p.*, a.max_transmission_gap_days,
         CAST(ceil(getvariable('sufficiency_threshold') * p.expected_units) AS INTEGER)
             AS units_needed_total,
-        p.effective_end - getvariable('as_of') + 1 AS days_left,
-        getvariable('as_of') - p.period_start AS days_elapsed,
+        date_diff('day', getvariable('as_of'), p.effective_end) + 1 AS days_left,
+        date_diff('day', p.period_start, getvariable('as_of')) AS days_elapsed,
         CASE WHEN a.grain = 'eye_day' THEN 2 ELSE 1 END AS max_units_per_day
     FROM marts.patient_periods p
     JOIN active a USING (enrollment_id)
@@ -142,7 +142,8 @@ problems AS (
              ELSE format('Prescription valid until {} with no renewal.', covers_until) END,
         covers_until
     FROM prescriptions
-    WHERE covers_until - getvariable('as_of') <= getvariable('prescription_notice_days')
+    WHERE date_diff('day', getvariable('as_of'), covers_until)
+          <= getvariable('prescription_notice_days')
       AND NOT has_follow_up
 )
 SELECT p.*, e.patient_id, e.operator_id, e.exploitant_id, e.activity_code

@@ -16,8 +16,9 @@ SELECT l.line_id, l.claim_id, l.batch_id, l.payee, l.enrollment_id, l.patient_id
     CAST(timezone(getvariable('local_timezone'), l.issued_at) AS DATE) AS issued_on,
     CASE
         WHEN a.status IS NOT NULL THEN a.status
-        WHEN l.kind <> 'cancellation' AND getvariable('as_of') - issued_on
-             > getvariable('unpaid_after_days') THEN 'unpaid_overdue'
+        WHEN l.kind <> 'cancellation'
+             AND date_diff('day', issued_on, getvariable('as_of'))
+                 > getvariable('unpaid_after_days') THEN 'unpaid_overdue'
         ELSE 'issued'
     END AS status,
     a.paid_amount, a.paid_on, a.rejection_code, a.rejection_label, a.source_file AS answer_file

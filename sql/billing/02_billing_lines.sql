@@ -119,10 +119,10 @@ LEFT JOIN issued_periods issued
 CREATE OR REPLACE TABLE staging.due_lines AS
 WITH claimed AS (
     SELECT b.*, n.claim_id, n.claim_status FROM billable_periods b JOIN new_claims n
-        USING (enrollment_id, period_index)
-    UNION ALL BY NAME
+        ON n.enrollment_id = b.enrollment_id AND n.period_index = b.period_index
+    UNION ALL
     SELECT b.*, i.claim_id, 'issued' AS claim_status FROM billable_periods b JOIN issued_periods i
-        USING (enrollment_id, period_index)
+        ON i.enrollment_id = b.enrollment_id AND i.period_index = b.period_index
 ),
 payees AS (
     SELECT c.*, 'operator' AS payee, c.operator_code AS code, c.operator_amount AS amount
@@ -183,7 +183,10 @@ LEFT JOIN staging.lines_in_force f USING (enrollment_id, period_index, payee);
 -- Each refers to the line it corrects, with its reason and the decision that caused it.
 CREATE OR REPLACE TABLE marts.billing_corrections AS
 WITH judged AS (
-    SELECT f.* EXCLUDE (kind, corrects_line_id, reason, cause),
+    SELECT f.line_id, f.claim_id, f.payee, f.enrollment_id, f.patient_id, f.operator_id,
+        f.exploitant_id, f.activity_code, f.period_index, f.date_of_care, f.code, f.amount,
+        f.amo_amount, f.patient_amount, f.ald, f.line_status, f.rejection_code,
+        f.rejection_label,
         d.amount AS due_amount, d.amo_amount AS due_amo, d.patient_amount AS due_patient,
         d.code AS due_code, d.enrollment_id IS NOT NULL AS still_due,
         p.block_reason, p.end_reason, p.end_date,

@@ -33,13 +33,16 @@ bounds AS (
     FROM enrollments
 ),
 months AS (
-    SELECT CAST(unnest(generate_series(
-        -- the April or October that opens the semester of first_data_month, minus 6 months
-        CAST(first_data_month
-             - to_months(CAST((month(first_data_month) + 8) % 6 AS INTEGER)) - INTERVAL 6 MONTH
-             AS DATE),
-        last_month, INTERVAL 1 MONTH)) AS DATE) AS month
-    FROM bounds
+    SELECT CAST(first_day AS DATE) AS month
+    FROM (
+        SELECT unnest(generate_series(
+            -- the April or October that opens the semester of first_data_month, minus 6 months
+            CAST(first_data_month
+                 - to_months(CAST((month(first_data_month) + 8) % 6 AS INTEGER))
+                 - INTERVAL 6 MONTH AS DATE),
+            last_month, INTERVAL 1 MONTH)) AS first_day
+        FROM bounds
+    )
 ),
 billable AS (
     SELECT CAST(date_trunc('month', p.period_start) AS DATE) AS month,

@@ -20,20 +20,27 @@ WITH labelled AS (
             AS semester_year,
         CASE WHEN month(month) BETWEEN 4 AND 9 THEN 1 ELSE 2 END AS semester_half
     FROM marts.file_active_monthly
+),
+started AS (
+    SELECT *,
+        make_date(semester_year, CASE WHEN semester_half = 1 THEN 4 ELSE 10 END, 1)
+            AS semester_start
+    FROM labelled
 )
 SELECT
     semester_year || '-S' || semester_half AS semester,
-    make_date(semester_year, CASE WHEN semester_half = 1 THEN 4 ELSE 10 END, 1) AS semester_start,
+    semester_start,
     CAST(semester_start + INTERVAL 6 MONTH - INTERVAL 1 DAY AS DATE) AS semester_end,
     exploitant_id, technique_code, icd11_level, tier,
     CAST(sum(billable_patients) / getvariable('semester_months') AS DECIMAL(18, 6))
         AS average_file_active,
     count(*) AS months_observed,
-    semester_end < getvariable('as_of') AS is_complete,
+    CAST(semester_start + INTERVAL 6 MONTH - INTERVAL 1 DAY AS DATE) < getvariable('as_of')
+        AS is_complete,
     CASE WHEN semester_half = 1 THEN semester_year || '-S2'
          ELSE (semester_year + 1) || '-S1' END AS applies_to_semester,
     CAST(semester_start + INTERVAL 6 MONTH AS DATE) AS applies_from,
     CAST(semester_start + INTERVAL 12 MONTH - INTERVAL 1 DAY AS DATE) AS applies_until
-FROM labelled
+FROM started
 GROUP BY ALL
 ORDER BY exploitant_id, technique_code, icd11_level, semester;

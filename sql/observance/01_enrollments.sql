@@ -31,12 +31,11 @@ SELECT e.*,
         coalesce(e.sessions_per_week, r.default_sessions_per_week)
         * getvariable('period_days') / 7)) AS INTEGER) AS expected_units
 FROM latest e
+LEFT JOIN ref.counting_rules p  -- the line's row for the profile sent, if it has one
+  ON p.activity_code = e.activity_code AND p.monitoring_profile = e.monitoring_profile
 JOIN ref.counting_rules r
   ON r.activity_code = e.activity_code
- AND r.monitoring_profile = coalesce((
-        SELECT p.monitoring_profile FROM ref.counting_rules p
-        WHERE p.activity_code = e.activity_code AND p.monitoring_profile = e.monitoring_profile),
-        '');
+ AND r.monitoring_profile = coalesce(p.monitoring_profile, '');
 
 -- R7: a prescription lasts at most prescription_max_days (a trial trial_max_days); longer ones
 -- are reported by 07_data_quality.sql and only their first days count (covers_until).
@@ -49,7 +48,7 @@ WITH latest AS (
         coalesce(recorded_at, f.ingested_at) DESC, file_id DESC, row_number DESC) = 1
 )
 SELECT *,
-    valid_until - valid_from + 1 AS length_days,
+    date_diff('day', valid_from, valid_until) + 1 AS length_days,
     CAST(CASE WHEN kind = 'trial' THEN getvariable('trial_max_days')
               ELSE getvariable('prescription_max_days') END AS INTEGER) AS max_days,
     least(valid_until, valid_from + CAST(max_days AS INTEGER) - 1) AS covers_until

@@ -43,7 +43,9 @@ WITH instants AS (
     WHERE t.file_id > getvariable('after_file_id')
 ),
 localised AS (
-    SELECT i.* REPLACE (coalesce(al.measure_type, i.measure_type) AS measure_type),
+    SELECT i.patient_id, i.activity_code, i.exploitant_id,
+        coalesce(al.measure_type, i.measure_type) AS measure_type,
+        i.eye, i.distance_cm, i.ambient_lux, i.received_at, i.utc_us,
         ref.paris_date(utc_us, o.summer_start_us, o.summer_end_us, o.standard_offset_us,
                        o.summer_offset_us) AS local_date
     FROM instants i
@@ -108,9 +110,13 @@ WHERE d.patient_id = m.patient_id AND d.activity_code = m.activity_code
   AND d.local_date >= getvariable('new_units_from');
 
 INSERT INTO staging.daily_units BY NAME
-SELECT * FROM merged_units
-UNION ALL BY NAME
-SELECT n.* FROM new_units n
+SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type, readings,
+    invalid_readings, last_received_at
+FROM merged_units
+UNION ALL
+SELECT n.patient_id, n.activity_code, n.exploitant_id, n.local_date, n.unit_eye, n.measure_type,
+    n.readings, n.invalid_readings, n.last_received_at
+FROM new_units n
 ANTI JOIN merged_units m USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type);
 
 INSERT INTO ops.units_pending

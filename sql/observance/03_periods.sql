@@ -17,14 +17,15 @@ WITH bounded AS (
     WHERE e.end_date IS NULL OR e.end_date >= e.start_date   -- end before start: no period
 ),
 numbered AS (
-    SELECT b.*, CAST(unnest(range(1, (last_day - start_date) // getvariable('period_days') + 2))
-        AS INTEGER) AS period_index
+    SELECT b.*,
+        unnest(range(1, date_diff('day', start_date, last_day) // getvariable('period_days') + 2))
+            AS period_number
     FROM bounded b
     WHERE last_day >= start_date
 )
 SELECT enrollment_id, activity_code,  -- the enrollment's other fields: staging.enrollments
     counting_profile, expected_units,  -- the counting rule of R3 (01_enrollments.sql)
-    period_index,
+    CAST(period_number AS INTEGER) AS period_index,
     CAST(start_date + (period_index - 1) * getvariable('period_days') AS DATE) AS period_start,
     CAST(start_date + period_index * getvariable('period_days') - 1 AS DATE) AS period_end,
     least(period_end, coalesce(end_date, period_end)) AS effective_end,

@@ -65,7 +65,8 @@ WITH dirty_units AS (
     WHERE NOT getvariable('full_build') AND d.local_date >= getvariable('pending_from')
 )
 SELECT e.enrollment_id, d.*,
-    CAST((d.local_date - e.start_date) // getvariable('period_days') + 1 AS INTEGER) AS period_index
+    CAST(date_diff('day', e.start_date, d.local_date) // getvariable('period_days') + 1
+         AS INTEGER) AS period_index
 FROM dirty_units d
 LEFT JOIN current_enrollments e
   ON e.patient_id = d.patient_id
@@ -116,7 +117,9 @@ DELETE FROM staging.unmatched_units WHERE NOT getvariable('full_build') AND rowi
         USING (patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type)
     WHERE t.local_date >= getvariable('rematched_from'));
 INSERT INTO staging.unmatched_units BY NAME
-SELECT * EXCLUDE (enrollment_id, period_index) FROM dirty_matches WHERE enrollment_id IS NULL;
+SELECT patient_id, activity_code, exploitant_id, local_date, unit_eye, measure_type, readings,
+    invalid_readings, last_received_at
+FROM dirty_matches WHERE enrollment_id IS NULL;
 
 -- R3: the units of matched units, one row per unit of a period: a local day (an eye's day for
 -- eye-test lines) with the counted readings of the enrollment's counting rule (ref.counting_rules:

@@ -86,8 +86,8 @@ receipts AS (  -- R3 weekly transmission: the days of the period, up to its effe
               -- open period: up to the day before as_of), on which readings of a type its rule
               -- counts were received, and the days without any between them
     SELECT enrollment_id, period_index, receipt_date,
-        receipt_date - lag(receipt_date) OVER (PARTITION BY enrollment_id, period_index
-                                               ORDER BY receipt_date) - 1 AS gap
+        date_diff('day', lag(receipt_date) OVER (PARTITION BY enrollment_id, period_index
+                                                 ORDER BY receipt_date), receipt_date) - 1 AS gap
     FROM (
         SELECT DISTINCT p.enrollment_id, p.period_index, d.receipt_date
         FROM periods p
@@ -132,9 +132,9 @@ measured AS (
         least(p.effective_end, getvariable('as_of') - 1) AS gap_window_end,
         CASE WHEN r.max_transmission_gap_days IS NOT NULL THEN
             CASE WHEN g.first_receipt IS NULL
-                 THEN greatest(gap_window_end - p.period_start + 1, 0)
-                 ELSE greatest(g.first_receipt - p.period_start, g.inner_gap,
-                               gap_window_end - g.last_receipt)
+                 THEN greatest(date_diff('day', p.period_start, gap_window_end) + 1, 0)
+                 ELSE greatest(date_diff('day', p.period_start, g.first_receipt), g.inner_gap,
+                               date_diff('day', g.last_receipt, gap_window_end))
             END
         END AS max_gap_days,
         max_gap_days > r.max_transmission_gap_days AS weekly_transmission_missed

@@ -7,12 +7,17 @@ description: >-
 -- marts.unmatched_transmissions (R2): transmissions of a patient that match no enrollment of the
 -- same patient and activity on that day. Kept in raw.transmissions, counted here, never dropped.
 CREATE OR REPLACE TABLE marts.unmatched_transmissions AS
-SELECT d.exploitant_id, d.activity_code,
-    count(DISTINCT d.patient_id) AS patients,
-    count(DISTINCT (d.patient_id, d.local_date)) AS patient_days,
-    sum(d.readings) AS transmissions,
-    min(d.local_date) AS first_date,
-    max(d.local_date) AS last_date
-FROM staging.unmatched_units d
+WITH patient_days AS (
+    SELECT exploitant_id, activity_code, patient_id, local_date, sum(readings) AS readings
+    FROM staging.unmatched_units
+    GROUP BY ALL
+)
+SELECT exploitant_id, activity_code,
+    count(DISTINCT patient_id) AS patients,
+    count(*) AS patient_days,
+    sum(readings) AS transmissions,
+    min(local_date) AS first_date,
+    max(local_date) AS last_date
+FROM patient_days
 GROUP BY ALL
 ORDER BY exploitant_id, activity_code;

@@ -43,7 +43,8 @@ UNION ALL
 -- R7b: two versions of a record with the same recorded_at and different content; the later
 -- ingested one is in force
 SELECT 'ambiguous_version', kind, id, enrollment_id,
-    versions || ' versions recorded at ' || recorded_at || ': the later-ingested one is in force'
+    versions || ' versions recorded at ' || strftime(recorded_at, '%Y-%m-%d %H:%M:%S')
+        || ' UTC: the later-ingested one is in force'
 FROM (
     SELECT 'enrollment' AS kind, enrollment_id AS id, enrollment_id, recorded_at,
         count(DISTINCT payload_hash) AS versions
