@@ -1,7 +1,8 @@
 # The few commands a newcomer needs. Everything installs from nothing: uv is bootstrapped with
 # pip when missing, then `uv sync` builds .venv from uv.lock, compiled to bytecode once: where
 # Python may not write .pyc files (PYTHONDONTWRITEBYTECODE, read-only images) every process
-# otherwise compiles Dagster, plotly and polars from source (imports 2.0 s -> 0.7 s).
+# otherwise compiles Dagster, plotly and polars from source (imports 2.0 s -> 0.7 s). The `spark`
+# extra (PySpark, for OBSERVANCE_ENGINE=spark and its parity tests) needs Java 17 at run time.
 SHELL := /bin/bash
 UV_BIN := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV_BIN),)
@@ -18,7 +19,7 @@ install: .venv/.installed
 
 .venv/.installed: pyproject.toml uv.lock Makefile
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --compile-bytecode --extra spark
 	touch $@
 
 demo: install  ## synthetic landing data (if none), full run, report

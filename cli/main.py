@@ -474,9 +474,29 @@ def bench(
             "with and without compaction"
         ),
     ] = 0,
+    engines: Annotated[
+        str,
+        typer.Option(
+            help="Instead: DuckDB and Spark side by side on these enrollment counts "
+            "(8300,83000: about 3 M and 30 M readings), then compared row for row"
+        ),
+    ] = "",
 ) -> None:
     """Benchmark B1 stage by stage against a plain-scan floor (a measurement, not a test)."""
-    from tools.bench import report_lines, run_bench, run_out_of_core, run_year
+    from tools.bench import report_lines, run_bench, run_engines, run_out_of_core, run_year
+
+    if engines:
+        sizes = tuple(int(size) for size in engines.split(","))
+        with console.status("DuckDB and Spark on the same landings ..."):
+            outcome = run_engines(work, sizes, months)
+        for entry in outcome:
+            figures = ", ".join(
+                f"{name} {t['total_s']} s (models {t['models_s']} s)"
+                for name, t in entry["engines"].items()
+            )
+            parity = "same marts" if not entry["differences"] else "DIFFERENT marts"
+            console.print(f"{entry['transmissions']:,} readings: {figures}; {parity}")
+        return
 
     if year:
         with console.status(f"{year} nights of ingestion, with and without compaction ..."):

@@ -13,6 +13,7 @@ from pydantic import PrivateAttr
 
 from pipelines import config, warehouse
 from pipelines.config import Settings, today_paris
+from pipelines.spark import SparkEngine
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -52,6 +53,28 @@ class WarehouseResource(dg.ConfigurableResource):
         read-only (a later ``writer()`` opens it again)."""
         if self._run is not None:
             self._run.close()
+
+
+class EngineResource(dg.ConfigurableResource):
+    """The engine of the SQL models (env ``OBSERVANCE_ENGINE``): ``duckdb``, the default, runs
+    them in the warehouse; ``spark`` on Apache Spark (pipelines/spark.py), its session started
+    by the first model of the run and stopped when the run ends."""
+
+    name: str = "duckdb"
+    warehouse: str = ""
+    _spark: SparkEngine | None = PrivateAttr(default=None)
+
+    def spark(self) -> SparkEngine | None:
+        """The run's Spark engine, or None on DuckDB."""
+        if self.name != "spark":
+            return None
+        if self._spark is None:
+            self._spark = SparkEngine(Path(self.warehouse))
+        return self._spark
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._spark is not None:
+            self._spark.stop()
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -101,6 +124,7 @@ def resources_for(settings: Settings, fixed_as_of: bool = True) -> dict[str, obj
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse)),
         "landing": LandingResource(path=str(settings.landing)),
+        "engine": EngineResource(name=config.engine(), warehouse=str(settings.warehouse)),
         "evaluation": EvaluationDateResource(
             as_of=settings.as_of.isoformat() if fixed_as_of else ""
         ),

@@ -127,6 +127,38 @@ def memory_limit() -> str:
     return os.environ.get(ENV_MEMORY_LIMIT) or MEMORY_LIMIT
 
 
+# The engine of the SQL models (docs/operations.md): DuckDB, embedded, the default and the
+# reference; or Apache Spark (pipelines/spark.py, the `spark` extra), where one machine is not
+# enough: local mode on this machine's cores unless OBSERVANCE_SPARK_MASTER names a cluster.
+ENV_ENGINE = "OBSERVANCE_ENGINE"
+ENGINES = ("duckdb", "spark")
+ENV_SPARK_MASTER = "OBSERVANCE_SPARK_MASTER"
+ENV_SPARK_DRIVER_MEMORY = "OBSERVANCE_SPARK_DRIVER_MEMORY"
+SPARK_DRIVER_MEMORY = "4g"
+ENV_SPARK_SHUFFLE_PARTITIONS = "OBSERVANCE_SPARK_SHUFFLE_PARTITIONS"
+
+
+def engine() -> str:
+    name = (os.environ.get(ENV_ENGINE) or ENGINES[0]).strip().lower()
+    if name not in ENGINES:
+        raise ValueError(f"{ENV_ENGINE}={name!r}: expected one of {', '.join(ENGINES)}")
+    return name
+
+
+def spark_master() -> str:
+    return os.environ.get(ENV_SPARK_MASTER) or f"local[{os.cpu_count() or 2}]"
+
+
+def spark_driver_memory() -> str:
+    return os.environ.get(ENV_SPARK_DRIVER_MEMORY) or SPARK_DRIVER_MEMORY
+
+
+def spark_shuffle_partitions(cores: int) -> int:
+    """Spark's 200 default suits a cluster; in local mode tasks that small cost more than they
+    do (adaptive execution then coalesces what is still too small)."""
+    return int(os.environ.get(ENV_SPARK_SHUFFLE_PARTITIONS) or max(4, 4 * cores))
+
+
 # The raw dataset (pipelines/lake.py): a part is small below SMALL_PART_ROWS rows (a night of
 # B1 holds about 100 000); an arrival month's small parts are merged into one once there are
 # this many (env OBSERVANCE_COMPACT_AT_PARTS), and all of them once the month is over; 0 turns

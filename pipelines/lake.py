@@ -104,12 +104,22 @@ def _make_view(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     rows, the largest first: DuckDB estimates a scan's rows from the first file, and a plan
     made for an empty scan builds its hash tables on the transmissions (out of memory at B1).
     The empty part of a new warehouse is read only while there is no other."""
-    parts = sorted(_listed(con, kind), key=lambda p: (-p.rows, p.first_file_id))
-    paths = ", ".join(_quote(p.path) for p in parts if p.rows or p is parts[0])
+    paths = ", ".join(_quote(p.path) for p in _read_parts(con, kind))
     con.execute(
         f"CREATE OR REPLACE VIEW raw.{kind} AS SELECT * FROM read_parquet([{paths}], "
         "hive_partitioning = false)"
     )
+
+
+def _read_parts(con: duckdb.DuckDBPyConnection, kind: str) -> list[Part]:
+    parts = sorted(_listed(con, kind), key=lambda p: (-p.rows, p.first_file_id))
+    return [p for p in parts if p.rows or p is parts[0]]
+
+
+def part_paths(con: duckdb.DuckDBPyConnection, kind: str) -> list[Path]:
+    """The parts ``raw.<kind>`` reads, as absolute paths (for another engine: Spark)."""
+    folder = _folder(con)
+    return [folder / part.path for part in _read_parts(con, kind)]
 
 
 def adopt(con: duckdb.DuckDBPyConnection, arrival: date) -> None:

@@ -13,6 +13,7 @@ header, a YAML block comment::
     metadata: metadata/period_units                         # optional: shown per build
     then: price_semesters                                   # optional: a Python step after it
     step_reads: [ref.activities]                            # what that step reads
+    engine: duckdb                                          # optional: never on Spark (below)
     description: One line for the asset catalog.
     */
 
@@ -39,6 +40,10 @@ model the runner (``build``):
   state (ops.model_state) — in the same transaction as the model's own writes.
 
 The model's SQL is only its rules: which keys its changes touch, and how to compute them.
+
+With ``OBSERVANCE_ENGINE=spark`` the same SQL runs on Spark (pipelines/spark.py), in full; a
+model whose header says ``engine: duckdb`` keeps to the warehouse whatever the engine: it
+updates rows that cannot be rebuilt (ops.alert_history), which Spark's phase 1 does not do.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ import yaml
 from pipelines import config, contract
 from pipelines.faults import fault
 from pipelines.file_active import price_semesters
+from pipelines.spark import SparkEngine, leave_spark
 from pipelines.warehouse import (
     drop_relation,
     drop_table_become_view,
@@ -107,6 +113,7 @@ class Model:
     metadata_sql: str | None = None
     then: str | None = None
     step_reads: tuple[str, ...] = ()
+    engine: str = "any"  # "duckdb": runs on the warehouse whatever OBSERVANCE_ENGINE says
     code: str = ""  # the SQL without its comments (part of the fingerprint)
 
     @property
@@ -161,7 +168,7 @@ def load_model(path: Path, sql_dir: Path = config.SQL_DIR) -> Model:
         raise ValueError(f"{path}: a model starts with its header, /* model ... */")
     spec = yaml.safe_load(match["yaml"])
     known = {"writes", "group", "description", "incremental", "consumes", "compares", "views"}
-    unknown = set(spec) - known - {"metadata", "then", "step_reads"}
+    unknown = set(spec) - known - {"metadata", "then", "step_reads", "engine"}
     if unknown:
         raise ValueError(f"{path}: unknown header keys {sorted(unknown)}")
     return Model(
@@ -176,6 +183,7 @@ def load_model(path: Path, sql_dir: Path = config.SQL_DIR) -> Model:
         metadata_sql=spec.get("metadata"),
         then=spec.get("then"),
         step_reads=tuple(spec.get("step_reads", ())),
+        engine=spec.get("engine", "any"),
         code=_COMMENT_OR_LITERAL.sub(_literal_only, text[match.end() :]),
     )
 
@@ -264,6 +272,8 @@ def _validate(model: Model) -> None:
         raise ValueError(f"{model.sql}: it consumes a change feed its SQL does not read")
     if model.then is not None and model.then not in STEPS:
         raise ValueError(f"{model.sql}: unknown step {model.then}")
+    if model.engine not in ("any", "duckdb"):
+        raise ValueError(f"{model.sql}: engine is 'duckdb' or left out")
 
 
 MODELS, DEPS = discover()
@@ -305,6 +315,7 @@ def drop_derived(con: duckdb.DuckDBPyConnection) -> None:
             if table not in kept:
                 drop_relation(con, table)
     con.execute("DELETE FROM ops.model_state")
+    con.execute("DELETE FROM ops.spark_tables")
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> str:
@@ -396,12 +407,23 @@ def _up_to_date(con: duckdb.DuckDBPyConnection, model: Model, current: str) -> b
     return recorded == current and all(table_exists(con, table) for table in model.writes)
 
 
-def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str, object]:
-    """Run one model as of ``as_of``, in one transaction; returns the row count of each table
-    it writes and the model's own metadata (counts only, never patient-level values)."""
+def build(
+    con: duckdb.DuckDBPyConnection, model: Model, as_of: date, spark: SparkEngine | None = None
+) -> dict[str, object]:
+    """Run one model as of ``as_of``, in one transaction (on ``spark`` when given, unless the
+    model keeps to DuckDB); returns the row count of each table it writes and the model's own
+    metadata (counts only, never patient-level values)."""
     set_parameters(con, as_of)
     pace_vacuum(con, as_of)
+    if spark is not None and model.engine != "duckdb":
+        spark.build(con, model, as_of)  # publishes its tables in a transaction of its own
+        if model.then is not None:
+            with transaction(con):
+                STEPS[model.then](con)
+        fault(f"model:{model.key}:written")
+        return _counts(con, model)
     with transaction(con):
+        leave_spark(con, model)
         skippable = reads_only_loaded_data(model)
         inputs = inputs_fingerprint(con, model, as_of) if skippable else None
         if inputs is not None and _up_to_date(con, model, inputs):
@@ -418,6 +440,10 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> dict[str
             if inputs is not None:
                 _record_state(con, model, as_of, inputs)
         fault(f"model:{model.key}:written")
+    return _counts(con, model)
+
+
+def _counts(con: duckdb.DuckDBPyConnection, model: Model) -> dict[str, object]:
     # (a view is counted by its metadata query, if at all: counting it runs it)
     tables = [table for table in model.writes if table not in model.views]
     counts: dict[str, object] = {f"{table}_rows": row_count(con, table) for table in tables}

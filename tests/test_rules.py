@@ -7,6 +7,7 @@ worked out by hand in the comments, not computed by the code under test.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -219,15 +220,20 @@ TX += eye_tests("PNOBODY", "2025-01-01", [1, 2])
 TX += [tx("PS15", "2025-09-01 10:00", eye="OD")]
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    landing = tmp_path_factory.mktemp("landing")
+def write_landing(landing: Path) -> Path:
+    """The landing folder of every scenario above (tests/test_spark.py runs it on Spark too)."""
     write_rows(landing / "enrollments" / "2025-01-01" / "enrollments.csv", ENROLLMENTS)
     write_rows(landing / "enrollments" / "2025-06-01" / "enrollments.parquet", UPDATES)
     write_rows(landing / "prescriptions" / "2025-01-01" / "prescriptions.csv", PRESCRIPTIONS)
     write_rows(landing / "transmissions" / "2025-01-01" / "EXP01.jsonl", TX)
     write_rows(landing / "transmissions" / "2025-01-01" / "EXP02.jsonl", OTHER_EXPLOITANT_TX)
     write_rows(landing / "transmissions" / "2025-02-15" / "EXP01.jsonl.gz", LATE_TX)
+    return landing
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    landing = write_landing(tmp_path_factory.mktemp("landing"))
     path = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
     run(landing, path, AS_OF)
     return path

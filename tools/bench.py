@@ -35,6 +35,7 @@ import polars as pl
 
 from pipelines import config
 from pipelines.lake import PARQUET_OPTIONS
+from pipelines.spark import spark_folder
 from pipelines.warehouse import configure, copy_warehouse, dataset_folder, reader, writer
 
 GROUPS = ("ingest", "observance", "file_active", "billing", "reporting")
@@ -405,6 +406,62 @@ def _remove_warehouse(warehouse: Path) -> None:
     for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         stale.unlink(missing_ok=True)
     shutil.rmtree(dataset_folder(warehouse), ignore_errors=True)
+    shutil.rmtree(spark_folder(warehouse), ignore_errors=True)
+
+
+# The engines side by side (issue 27): enrollments without CGM lines (363 readings each over
+# 12 months): 8 300 -> about 3 M readings, 83 000 -> about 30 M.
+ENGINE_SIZES = (8_300, 83_000)
+
+
+def run_engines(
+    work: Path,
+    sizes: tuple[int, ...] = ENGINE_SIZES,
+    months: int = B1["months"],
+    end: date = date(2025, 11, 30),
+    cgm_share: float = 0.0,
+) -> list[dict]:
+    """The whole graph on DuckDB, then on Spark (local mode), from the same landing, group by
+    group in a fresh process each; then the two warehouses compared row for row
+    (tools/parity.py). Peak RSS is the Python process's: Spark's JVM is a process of its own
+    (its heap is ``OBSERVANCE_SPARK_DRIVER_MEMORY``)."""
+    from tools.parity import compare
+
+    work.mkdir(parents=True, exist_ok=True)
+    _read_at_once()
+    results = []
+    for patients in sizes:
+        landing, _ = _landing(work, "parquet", patients, months, end, cgm_share)
+        remove_nights(landing)
+        _, rows = floor(landing, "parquet")
+        timings, warehouses = {}, {}
+        for engine in config.ENGINES:
+            warehouses[engine] = work / f"engines-{engine}-{patients}.duckdb"
+            _remove_warehouse(warehouses[engine])
+            os.environ[config.ENV_ENGINE] = engine
+            try:
+                timing = _timed_run(landing, warehouses[engine], end + timedelta(days=1), True)
+            finally:
+                os.environ.pop(config.ENV_ENGINE)
+            timings[engine] = {
+                "total_s": round(timing.total_s, 1),
+                "models_s": round(sum(v for k, v in timing.stages_s.items() if k != "ingest"), 1),
+                "stages_s": timing.stages_s,
+                "peak_rss_mb": round(timing.peak_rss_mb),
+            }
+        compared, differences = compare(warehouses["duckdb"], warehouses["spark"])
+        results.append(
+            {
+                "patients": patients,
+                "transmissions": rows,
+                "engines": timings,
+                "relations_compared": len(compared),
+                "differences": [str(d) for d in differences],
+            }
+        )
+    saved = work / "engines.json"
+    saved.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return results
 
 
 def replicate_landing(source: Path, target: Path, copies: int) -> None:

@@ -4,7 +4,7 @@ model writes (a multi-asset where one file writes several), its dependencies rea
 
 import dagster as dg
 
-from dagster_project.resources import EvaluationDateResource, WarehouseResource
+from dagster_project.resources import EngineResource, EvaluationDateResource, WarehouseResource
 from pipelines.models import DEPS, MODELS, Model, build
 
 
@@ -20,17 +20,19 @@ def _model_asset(model: Model) -> dg.AssetsDefinition:
             deps=deps,
             group_name=model.group,
             description=model.description if table == model.key else f"Written by {model.key}.",
-            kinds={"duckdb", "sql"},
+            kinds={"duckdb", "sql"} if model.engine == "duckdb" else {"duckdb", "spark", "sql"},
             metadata={"sql_file": f"sql/{model.sql}.sql", "incremental": model.incremental},
         )
         for table in model.writes
     ]
 
     @dg.multi_asset(name=model.key.replace(".", "__"), specs=specs, can_subset=False)
-    def _asset(warehouse: WarehouseResource, evaluation: EvaluationDateResource):
+    def _asset(
+        warehouse: WarehouseResource, evaluation: EvaluationDateResource, engine: EngineResource
+    ):
         as_of = evaluation.date()
         with warehouse.writer() as con:
-            metadata = build(con, model, as_of)
+            metadata = build(con, model, as_of, engine.spark())
         common = {"as_of": as_of.isoformat()}
         for table in model.writes:
             own = {k: v for k, v in metadata.items() if v is not None}

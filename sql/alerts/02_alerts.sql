@@ -1,5 +1,6 @@
 /* model
 writes: [marts.alerts, ops.alert_history]
+engine: duckdb  # it updates the alert history, which is never rebuilt (pipelines/models.py)
 group: reporting
 views: [marts.alerts]
 metadata: metadata/alerts
