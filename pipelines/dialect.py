@@ -20,19 +20,18 @@ from decimal import Decimal
 import sqlglot
 from sqlglot import exp
 
-from pipelines.warehouse import parameters, sql_text
+from pipelines.warehouse import SCHEMAS, parameters, sql_text
 
-# The schemas of the warehouse: on Spark, ``schema.table`` is the temporary view
-# ``schema__table`` (Spark's session catalog has no schemas for temporary views).
-SCHEMAS = ("ref", "raw", "ops", "staging", "marts", "ledger")
-
+# The rules, in the order they apply (``Adapter.adapt``, then ``relations``). On Spark,
+# ``schema.table`` is the temporary view ``schema__table``: Spark's session catalog has no
+# schemas for temporary views.
 RULES = {
-    "bind_variables": "getvariable('name') becomes the literal of its value (the run's "
-    "parameters, the runner's full_build / previous_as_of / after_file_id, and the values "
-    "SET VARIABLE computed before, on Spark)",
     "inline_macros": "a call of a DuckDB macro (sql/reference/macros.sql, a model's own "
     "CREATE MACRO) becomes its body; a table macro's query_table(arg) becomes the relation "
     "named by the argument",
+    "bind_variables": "getvariable('name') becomes the literal of its value (the run's "
+    "parameters, the runner's full_build / previous_as_of / after_file_id, and the values "
+    "SET VARIABLE computed before, on Spark)",
     "prune": "with the variables bound, boolean constants are folded (x AND false -> false) "
     "and the UNION ALL branches whose WHERE is false are dropped: a full build runs none of "
     "the incremental branches",

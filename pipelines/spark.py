@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import warnings
 from datetime import date
 from functools import cached_property
@@ -169,7 +170,8 @@ class _ModelRun:
         target = self.root / "inputs" / f"{relation}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(
-            f"COPY (SELECT * FROM {relation}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+            f"COPY (SELECT * FROM {relation}) TO {_literal(str(target))} "
+            "(FORMAT parquet, COMPRESSION zstd)"
         )
         return self.spark.read.parquet(str(target))
 
@@ -270,7 +272,16 @@ class _ModelRun:
             )
 
     def write(self, name: str, frame: DataFrame, temporary: bool, mode: str) -> None:
-        folder = self.root / ("scratch" if temporary else "tables") / name
+        """A table's rows into its folder: a temporary table's under scratch/; a model's table
+        into a new version of its folder (``tables/<schema>.<table>/v<ns>/``), which readers of
+        the warehouse see only once ``publish`` switches its view over (the version they read
+        until then stays untouched)."""
+        if name in self.created:
+            folder = self.created[name]
+        elif temporary:
+            folder = self.root / "scratch" / name
+        else:
+            folder = self.root / "tables" / name / f"v{time.time_ns()}"
         frame.write.mode(mode).parquet(str(folder))
         self.created[name] = folder
         written = self.spark.read.parquet(str(folder))
@@ -281,12 +292,14 @@ class _ModelRun:
     def publish(self) -> None:
         """The model's tables as views of the warehouse over their folders; its incremental
         state forgotten (in one transaction)."""
+        written = [r for r in self.model.writes if r in self.created]
         with transaction(self.con):
-            for relation in [r for r in self.model.writes if r in self.created]:
+            for relation in written:
                 folder = self.created[relation]
                 drop_relation(self.con, relation)
                 self.con.execute(
-                    f"CREATE VIEW {relation} AS SELECT * FROM read_parquet('{folder}/*.parquet')"
+                    f"CREATE VIEW {relation} AS SELECT * FROM "
+                    f"read_parquet({_literal(f'{folder}/*.parquet')})"
                 )
                 self.con.execute(
                     "INSERT OR REPLACE INTO ops.spark_tables (relation, folder, written_at) "
@@ -294,6 +307,19 @@ class _ModelRun:
                     [relation, str(folder)],
                 )
             self.con.execute("DELETE FROM ops.model_state WHERE model = ?", [self.model.name])
+        for relation in written:  # the versions before the one replaced: no reader left
+            versions = sorted((self.root / "tables" / relation).glob("v*"), key=_version)
+            for old in versions[:-2]:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _version(folder: Path) -> int:
+    return int(folder.name[1:]) if folder.name[1:].isdigit() else 0
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (a path may hold a quote)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def published(con: duckdb.DuckDBPyConnection, relation: str) -> Path | None:
