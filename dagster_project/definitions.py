@@ -16,9 +16,14 @@ from dagster_project.schedules import (
     nightly_job,
     nightly_schedule,
 )
+from pipelines import config
 from pipelines.config import Settings
 
 all_assets = [*ingest.assets, *models.assets, *reporting.assets, *ledger.assets]
+
+# On Spark a run holds one Spark session for all its models, so its steps run in one process
+# (under the default multiprocess executor each step would start a JVM and a session of its own).
+executor = dg.in_process_executor if config.engine() == "spark" else None
 
 defs = dg.Definitions(
     assets=all_assets,
@@ -27,4 +32,5 @@ defs = dg.Definitions(
     schedules=[nightly_schedule],
     sensors=[landing_sensor],
     resources=resources_for(Settings.from_env(), fixed_as_of=False),
+    executor=executor,
 )

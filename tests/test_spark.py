@@ -8,6 +8,7 @@ the CI machines): without them they fail and say what to install, they are never
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import stat
@@ -166,6 +167,21 @@ def test_the_engine_setting_is_checked(monkeypatch):
         config.engine()
     monkeypatch.delenv(config.ENV_ENGINE)
     assert config.engine() == "duckdb"
+
+
+def test_on_spark_the_schedule_runs_one_process_with_the_spark_engine(monkeypatch):
+    import dagster as dg
+
+    import dagster_project.definitions as definitions
+
+    monkeypatch.setenv(config.ENV_ENGINE, "spark")
+    try:
+        reloaded = importlib.reload(definitions)
+        assert reloaded.executor is dg.in_process_executor  # one Spark session per run
+        assert reloaded.defs.resources["engine"].name == "spark"
+    finally:
+        monkeypatch.delenv(config.ENV_ENGINE)
+        assert importlib.reload(definitions).executor is None
 
 
 # -- parity, on Spark --------------------------------------------------------------------------
