@@ -13,7 +13,7 @@ endif
 RUN := $(UV) run --frozen
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install chromium demo test dev lint format bench notebooks clean
+.PHONY: install chromium java demo test dev lint format bench notebooks clean
 
 install: .venv/.installed
 
@@ -25,8 +25,14 @@ install: .venv/.installed
 demo: install  ## synthetic landing data (if none), full run, report
 	$(RUN) observance demo
 
-test: install chromium  ## the whole test suite (with the reports opened in headless Chromium)
+test: install chromium java  ## the whole test suite (reports opened in headless Chromium, Spark parity)
 	$(RUN) pytest
+
+# Java 17 for the Spark engine's parity tests (tests/test_spark.py), installed with apt-get where
+# `java` is missing and JAVA_HOME is not set.
+java:
+	@command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ] || \
+		{ $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends openjdk-17-jre-headless; }
 
 # Debian's chromium, for the browser test of the reports (tests/test_report.py); installed with
 # apt-get where missing (as root, or through sudo).

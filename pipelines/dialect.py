@@ -33,8 +33,8 @@ RULES = {
     "parameters, the runner's full_build / previous_as_of / after_file_id, and the values "
     "SET VARIABLE computed before, on Spark)",
     "prune": "with the variables bound, boolean constants are folded (x AND false -> false) "
-    "and the UNION ALL branches whose WHERE is false are dropped: a full build runs none of "
-    "the incremental branches",
+    "and a UNION ALL's right branch that returns no row (WHERE false, no aggregate without "
+    "GROUP BY) is dropped: a full build runs none of the incremental branches",
     "functions": "epoch_us -> unix_micros; timezone(zone, t) -> from_utc_timestamp(t, zone); "
     "format('{}', x) -> format_string('%s', CAST(x AS STRING)); "
     "to_months(n) -> make_ym_interval(0, n)",
@@ -210,9 +210,15 @@ def _fold(n: exp.Expression) -> exp.Expression:
     return n
 
 
-def _is_false(query: exp.Expression) -> bool:
-    where = query.args.get("where") if isinstance(query, exp.Select) else None
-    return where is not None and isinstance(where.this, exp.Boolean) and not where.this.this
+def _is_empty(query: exp.Expression) -> bool:
+    """A SELECT that returns no row: its WHERE is false and it does not aggregate without a
+    GROUP BY (``SELECT count(*) ... WHERE false`` is one row)."""
+    if not isinstance(query, exp.Select):
+        return False
+    where = query.args.get("where")
+    if where is None or not isinstance(where.this, exp.Boolean) or where.this.this:
+        return False
+    return bool(query.args.get("group")) or query.find(exp.AggFunc) is None
 
 
 def prune(node: exp.Expression) -> exp.Expression:
@@ -225,12 +231,9 @@ def prune(node: exp.Expression) -> exp.Expression:
         node = folded
 
     def drop(n: exp.Expression) -> exp.Expression:
-        if isinstance(n, exp.Union) and not n.args.get("distinct"):
-            left, right = n.this, n.expression
-            if _is_false(right) and not n.args.get("by_name"):
-                return left
-            if _is_false(left) and not n.args.get("by_name"):
-                return right
+        # (the right branch only: the left one names the union's columns)
+        if isinstance(n, exp.Union) and not n.args.get("distinct") and _is_empty(n.expression):
+            return n.this
         if isinstance(n, exp.Where) and isinstance(n.this, exp.Boolean) and n.this.this:
             return None
         return n
@@ -306,6 +309,10 @@ def problems(statement: exp.Expression, adapter: Adapter) -> list[str]:
             found.append("unnest() inside an expression: unnest in a subquery, cast outside")
         if isinstance(node, exp.Subquery) and _in_join_condition(node):
             found.append("a subquery in a JOIN condition: join the relation instead")
+    if isinstance(statement, exp.Insert) and (
+        statement.args.get("alternative") or statement.args.get("conflict")
+    ):
+        found.append("INSERT OR REPLACE / ON CONFLICT: Spark's phase 1 only appends")
     if isinstance(statement, exp.Update):
         found.append("UPDATE: Spark's phase 1 rebuilds, never updates (engine: duckdb)")
     found = list(dict.fromkeys(found))  # once each

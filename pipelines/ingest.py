@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from pipelines import config, contract, lake
 from pipelines.faults import fault
 from pipelines.landing import SKIP_REASONS, ChangedWhileRead, LandingFile, read_bytes, survey
-from pipelines.warehouse import run_sql, scalar, sql_text, table_exists, transaction
+from pipelines.warehouse import quote, run_sql, scalar, sql_text, table_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -444,13 +444,13 @@ def _parquet_scan(
     """A query reading the batch's Parquet files as the contract's fields, as text."""
     if not records:
         return None
-    paths = "[" + ", ".join(_quote(str(r.file.path)) for r in records) + "]"
+    paths = "[" + ", ".join(quote(str(r.file.path)) for r in records) + "]"
     scan = f"read_parquet({paths}, filename = true, file_row_number = true, union_by_name = true)"
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE parquet_files AS SELECT * FROM (VALUES "
         + ", ".join(
-            f"({_quote(str(r.file.path))}, {r.file_id}, {_quote(r.file.relpath)})" for r in records
+            f"({quote(str(r.file.path))}, {r.file_id}, {quote(r.file.relpath)})" for r in records
         )
         + ") AS t(filename, file_id, source_file)"
     )
@@ -500,10 +500,6 @@ def _insert_parquet_file(con: duckdb.DuckDBPyConnection, kind: str, record: _Fil
             con.unregister("parquet_file")
     except READ_ERRORS as exc:
         record.unreadable(exc)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _insert_file_rows(con: duckdb.DuckDBPyConnection, records: list[_FileRecord]) -> None:

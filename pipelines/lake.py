@@ -48,6 +48,7 @@ from pipelines.faults import fault
 from pipelines.warehouse import (
     ALIAS,
     dataset_folder,
+    quote,
     relation_kind,
     scalar,
     sync,
@@ -86,10 +87,6 @@ def _folder(con: duckdb.DuckDBPyConnection) -> Path:
     return dataset_folder(Path(path).absolute())
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _listed(con: duckdb.DuckDBPyConnection, kind: str) -> list[Part]:
     rows = con.execute(
         "SELECT kind, path, arrival_month, first_file_id, last_file_id, rows FROM ops.raw_parts "
@@ -104,7 +101,7 @@ def _make_view(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     rows, the largest first: DuckDB estimates a scan's rows from the first file, and a plan
     made for an empty scan builds its hash tables on the transmissions (out of memory at B1).
     The empty part of a new warehouse is read only while there is no other."""
-    paths = ", ".join(_quote(p.path) for p in _read_parts(con, kind))
+    paths = ", ".join(quote(p.path) for p in _read_parts(con, kind))
     con.execute(
         f"CREATE OR REPLACE VIEW raw.{kind} AS SELECT * FROM read_parquet([{paths}], "
         "hive_partitioning = false)"
@@ -169,7 +166,7 @@ def _write(
     relative = f"{kind}/{PARTITION}={arrival_month}/{name}"
     temporary = root / kind / TEMPORARY / name
     temporary.parent.mkdir(parents=True, exist_ok=True)
-    rows = scalar(con, f"COPY ({query}) TO {_quote(str(temporary))} ({PARQUET_OPTIONS})")
+    rows = scalar(con, f"COPY ({query}) TO {quote(str(temporary))} ({PARQUET_OPTIONS})")
     if not rows and not keep_empty:
         temporary.unlink()
         return Part(kind, relative, arrival_month, first_file_id, last_file_id, 0)
@@ -221,7 +218,7 @@ def append(
         return 0
     con.execute(
         f"INSERT INTO {KEYS_TABLE[kind]} SELECT key_hash, file_id "
-        f"FROM read_parquet({_quote(str(_folder(con) / part.path))})"
+        f"FROM read_parquet({quote(str(_folder(con) / part.path))})"
     )
     _relist(con, kind, [part])
     fault(f"lake:written:{kind}")
@@ -244,11 +241,11 @@ def kept_rows(con: duckdb.DuckDBPyConnection, kind: str) -> str:
         if p.rows and any(p.first_file_id <= f <= p.last_file_id for f in files)
     ]  # fmt: skip
     if parts:
-        paths = ", ".join(_quote(p.path) for p in parts)
+        paths = ", ".join(quote(p.path) for p in parts)
         ids = ", ".join(str(f) for f in files)
         source = f"read_parquet([{paths}], hive_partitioning = false) WHERE file_id IN ({ids})"
     else:  # none: the dataset's columns, no row
-        source = f"read_parquet({_quote(_listed(con, kind)[0].path)}) WHERE false"
+        source = f"read_parquet({quote(_listed(con, kind)[0].path)}) WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP VIEW kept_rows AS SELECT * FROM {source}")
     return "kept_rows"
 
@@ -321,7 +318,7 @@ def _merge(con: duckdb.DuckDBPyConnection, kind: str, month: str, parts: list[Pa
     in one transaction; their files deleted after it (recover deletes them if the run stops
     in between)."""
     root = _folder(con)
-    paths = ", ".join(_quote(str(root / p.path)) for p in parts)
+    paths = ", ".join(quote(str(root / p.path)) for p in parts)
     first = min(p.first_file_id for p in parts)
     last = max(p.last_file_id for p in parts)
     with transaction(con):

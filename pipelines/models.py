@@ -416,10 +416,7 @@ def build(
     set_parameters(con, as_of)
     pace_vacuum(con, as_of)
     if spark is not None and model.engine != "duckdb":
-        spark.build(con, model, as_of)  # publishes its tables in a transaction of its own
-        if model.then is not None:
-            with transaction(con):
-                STEPS[model.then](con)
+        spark.build(con, model, as_of, lambda c: _after_spark(c, model, as_of))
         fault(f"model:{model.key}:written")
         return _counts(con, model)
     with transaction(con):
@@ -441,6 +438,28 @@ def build(
                 _record_state(con, model, as_of, inputs)
         fault(f"model:{model.key}:written")
     return _counts(con, model)
+
+
+# The fingerprint of a model built on Spark: no DuckDB build matches it (the next is full).
+SPARK_FINGERPRINT = "built on spark"
+
+
+def _after_spark(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> None:
+    """In the transaction that publishes a Spark build of ``model``: its Python step, and the
+    runner's state — the model's evaluation date kept (``observance issue`` reads the last
+    run's), with a fingerprint no DuckDB build matches; its incremental descendants' state
+    forgotten, as a full DuckDB build does."""
+    if model.then is not None:
+        STEPS[model.then](con)
+    if model.incremental or reads_only_loaded_data(model):
+        con.execute(
+            "INSERT OR REPLACE INTO ops.model_state (model, after_file_id, fingerprint, as_of) "
+            "VALUES (?, 0, ?, ?)",
+            [model.name, SPARK_FINGERPRINT, as_of],
+        )
+    downstream = [m.name for m in descendants(model) if m.incremental]
+    if downstream:
+        con.execute("DELETE FROM ops.model_state WHERE list_contains(?, model)", [downstream])
 
 
 def _counts(con: duckdb.DuckDBPyConnection, model: Model) -> dict[str, object]:

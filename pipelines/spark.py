@@ -16,9 +16,9 @@ pipelines/dialect.py. For one model, ``SparkEngine.build``:
    is checked, never assumed), an UPDATE never (a model that updates rows is ``engine:
    duckdb``);
 3. publishes the tables in the warehouse as views over those folders (``ops.spark_tables``
-   lists them), in one transaction, so every reader (the ledger, reports, exports, checks,
-   notebooks) reads them as before, and forgets the model's incremental state (a DuckDB build
-   after a Spark one is a full build).
+   lists them), so every reader (the ledger, reports, exports, checks, notebooks) reads them as
+   before; in the same transaction the runner (pipelines/models.py) runs the model's Python
+   step and records its state (a DuckDB build after a Spark one is a full build).
 
 Spark never writes ledger.* or ops.alert_history: what was issued is written by DuckDB alone
 (R11), and a Spark build cannot rewrite it.
@@ -31,6 +31,7 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +44,7 @@ from pipelines import config, lake
 from pipelines.dialect import Adapter, Macros, parse, runner_variables, view_name
 from pipelines.warehouse import (
     drop_relation,
+    quote,
     relation_kind,
     scalar,
     sql_text,
@@ -129,9 +131,17 @@ class SparkEngine:
             self.session.stop()
             del self.__dict__["session"]
 
-    def build(self, con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> None:
-        """Run ``model`` on Spark and publish its tables in the warehouse (see the module)."""
-        _ModelRun(self, con, model, as_of).run()
+    def build(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        model: Model,
+        as_of: date,
+        then: Callable[[duckdb.DuckDBPyConnection], None],
+    ) -> None:
+        """Run ``model`` on Spark and publish its tables in the warehouse (see the module);
+        ``then`` runs in the transaction that publishes them (the model's Python step, the
+        runner's state)."""
+        _ModelRun(self, con, model, as_of).run(then)
 
 
 class _ModelRun:
@@ -162,34 +172,39 @@ class _ModelRun:
 
     def _input(self, relation: str) -> DataFrame:
         if relation == "raw.transmissions":
-            paths = [str(path) for path in lake.part_paths(self.con, "transmissions")]
+            paths = [_uri(path) for path in lake.part_paths(self.con, "transmissions")]
             return self.spark.read.parquet(*paths)
         folder = published(self.con, relation)
         if folder is not None:
-            return self.spark.read.parquet(str(folder))
+            return self.spark.read.parquet(_uri(folder))
         target = self.root / "inputs" / f"{relation}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(
-            f"COPY (SELECT * FROM {relation}) TO {_literal(str(target))} "
+            f"COPY (SELECT * FROM {relation}) TO {quote(str(target))} "
             "(FORMAT parquet, COMPRESSION zstd)"
         )
-        return self.spark.read.parquet(str(target))
+        return self.spark.read.parquet(_uri(target))
 
     def _view(self, name: str, frame: DataFrame) -> None:
         frame.createOrReplaceTempView(name)
 
     # -- statements ---------------------------------------------------------------------------
-    def run(self) -> None:
+    def run(self, then: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
         for folder in ("tables", "scratch"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
-        self.register_inputs()
-        for statement in parse(sql_text(self.model.sql)):
-            self.execute(statement)
-        missing = [r for r in self.model.writes if r not in self.created]
-        if missing and self.model.then is None:  # (else its Python step writes them)
-            raise RuntimeError(f"{self.model.sql}: {', '.join(missing)} not written on Spark")
-        self.publish()
-        shutil.rmtree(self.root / "scratch", ignore_errors=True)
+        try:
+            self.register_inputs()
+            for statement in parse(sql_text(self.model.sql)):
+                self.execute(statement)
+            missing = [r for r in self.model.writes if r not in self.created]
+            if missing and self.model.then is None:  # (else its Python step writes them)
+                raise RuntimeError(f"{self.model.sql}: {', '.join(missing)} not written on Spark")
+            self.publish(then)
+        finally:  # (what a failed build wrote and never published goes too)
+            for folder in ("scratch", "inputs"):  # (inputs: copies of patient-level tables)
+                shutil.rmtree(self.root / folder, ignore_errors=True)
+            for relation in self.model.writes:
+                self._keep_published(relation)
 
     def execute(self, statement: exp.Expression) -> None:
         if isinstance(statement, exp.Create) and statement.kind == "MACRO":
@@ -222,7 +237,9 @@ class _ModelRun:
         temporary = properties is not None and any(
             isinstance(p, exp.TemporaryProperty) for p in properties.expressions
         )
-        if statement.kind == "VIEW" and temporary:  # a lazy view, as on DuckDB
+        # a temporary view: Spark binds it to the files of its inputs when it is created (a
+        # DuckDB view reads them when it is read): no model writes a table after a view of it
+        if statement.kind == "VIEW" and temporary:
             self._view(name, self._sql(statement.expression))
             return
         if statement.args.get("exists") and name in self.created:
@@ -244,9 +261,13 @@ class _ModelRun:
         name = f"{table.db}.{table.name}" if table.db else table.name
         if name not in self.created:
             raise RuntimeError(f"{self.model.sql}: INSERT INTO {name}, not created on Spark")
+        if statement.args.get("alternative") or statement.args.get("conflict"):
+            raise NotImplementedError(f"{self.model.sql}: INSERT OR REPLACE does not run on Spark")
         columns = self.schemas[name]
         frame = self._sql(statement.expression)
         if statement.args.get("by_name"):
+            if set(frame.columns) != {c for c, _ in columns}:  # DuckDB refuses a column more
+                raise RuntimeError(f"{self.model.sql}: INSERT INTO {name} BY NAME: columns differ")
             frame = frame.select(*[c for c, _ in columns])
         elif isinstance(target, exp.Schema):
             listed = [c.name for c in target.expressions]
@@ -282,16 +303,16 @@ class _ModelRun:
             folder = self.root / "scratch" / name
         else:
             folder = self.root / "tables" / name / f"v{time.time_ns()}"
-        frame.write.mode(mode).parquet(str(folder))
+        frame.write.mode(mode).parquet(_uri(folder))
         self.created[name] = folder
-        written = self.spark.read.parquet(str(folder))
+        written = self.spark.read.parquet(_uri(folder))
         self.schemas[name] = [(f.name, f.dataType.simpleString()) for f in written.schema.fields]
         self._view(name if temporary else view_name(name), written)
 
     # -- outputs ------------------------------------------------------------------------------
-    def publish(self) -> None:
-        """The model's tables as views of the warehouse over their folders; its incremental
-        state forgotten (in one transaction)."""
+    def publish(self, then: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """The model's tables as views of the warehouse over their folders, and ``then``, in
+        one transaction."""
         written = [r for r in self.model.writes if r in self.created]
         with transaction(self.con):
             for relation in written:
@@ -299,27 +320,29 @@ class _ModelRun:
                 drop_relation(self.con, relation)
                 self.con.execute(
                     f"CREATE VIEW {relation} AS SELECT * FROM "
-                    f"read_parquet({_literal(f'{folder}/*.parquet')})"
+                    f"read_parquet({quote(f'{folder}/*.parquet')}, hive_partitioning = false)"
                 )
                 self.con.execute(
                     "INSERT OR REPLACE INTO ops.spark_tables (relation, folder, written_at) "
                     "VALUES (?, ?, now())",
                     [relation, str(folder)],
                 )
-            self.con.execute("DELETE FROM ops.model_state WHERE model = ?", [self.model.name])
-        for relation in written:  # the versions before the one replaced: no reader left
-            versions = sorted((self.root / "tables" / relation).glob("v*"), key=_version)
-            for old in versions[:-2]:
-                shutil.rmtree(old, ignore_errors=True)
+            then(self.con)
+
+    def _keep_published(self, relation: str) -> None:
+        """Delete the versions of ``relation`` the warehouse does not read (those replaced: no
+        reader is left on them, DuckDB lets no other process read while a run writes; those
+        of a build that failed)."""
+        current = published(self.con, relation)
+        for version in (self.root / "tables" / relation).glob("v*"):
+            if version != current:
+                shutil.rmtree(version, ignore_errors=True)
 
 
-def _version(folder: Path) -> int:
-    return int(folder.name[1:]) if folder.name[1:].isdigit() else 0
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal (a path may hold a quote)."""
-    return "'" + text.replace("'", "''") + "'"
+def _uri(path: Path) -> str:
+    """A local path as Spark's file system takes it: explicitly local (``file://``: a cluster's
+    default file system may be HDFS), not percent-encoded (Hadoop would read ``%3D`` as is)."""
+    return f"file://{path.absolute()}"
 
 
 def published(con: duckdb.DuckDBPyConnection, relation: str) -> Path | None:

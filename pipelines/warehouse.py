@@ -493,6 +493,11 @@ def drop_relation(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
         con.execute(f"DROP {kind.upper()} {qualified}")
 
 
+def quote(text: str) -> str:
+    """A SQL string literal of ``text`` (a path where SQL takes no parameter: COPY, a view)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def scalar(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None):
     """The single value of a query (fetched whole: DuckDB keeps unfinished results open)."""
     rows = con.execute(query, params or []).fetchall()

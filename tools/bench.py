@@ -435,14 +435,17 @@ def run_engines(
         remove_nights(landing)
         _, rows = floor(landing, "parquet")
         timings, warehouses = {}, {}
+        chosen = os.environ.get(config.ENV_ENGINE)
         for engine in config.ENGINES:
             warehouses[engine] = work / f"engines-{engine}-{patients}.duckdb"
             _remove_warehouse(warehouses[engine])
-            os.environ[config.ENV_ENGINE] = engine
+            os.environ[config.ENV_ENGINE] = engine  # (the child process's engine)
             try:
                 timing = _timed_run(landing, warehouses[engine], end + timedelta(days=1), True)
             finally:
                 os.environ.pop(config.ENV_ENGINE)
+                if chosen is not None:
+                    os.environ[config.ENV_ENGINE] = chosen
             timings[engine] = {
                 "total_s": round(timing.total_s, 1),
                 "models_s": round(sum(v for k, v in timing.stages_s.items() if k != "ingest"), 1),

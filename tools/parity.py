@@ -1,10 +1,11 @@
 """Row-for-row parity of two warehouses built from the same landing (DuckDB and Spark engines).
 
-Every table and view the models write is compared both ways with ``EXCEPT ALL`` (a multiset
-difference: a row twice in one and once in the other is a difference), after the columns that
-only say when the run happened are left out (``RUN_COLUMNS``). Values are compared as DuckDB
-reads them, each side's column cast to the type of the left one (Spark writes some sums as
-BIGINT where DuckDB keeps a HUGEINT: the same numbers).
+Every table and view the models write must have the same columns in the same order on both
+sides, and is compared both ways with ``EXCEPT ALL`` (a multiset difference: a row twice in one
+and once in the other is a difference), after the columns that only say when the run happened
+are left out (``RUN_COLUMNS``). Values are compared as DuckDB reads them, each side's column
+cast to the type of the left one (Spark writes some sums as BIGINT where DuckDB keeps a
+HUGEINT: the same numbers).
 
     python -m tools.parity <left warehouse> <right warehouse>
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.models import MODELS
+from pipelines.warehouse import quote
 
 # columns that say when a build happened, not what it decided (none in the marts today: the
 # evaluation date is a parameter, equal on both sides)
@@ -35,6 +37,8 @@ class Difference:
     sample: list[tuple]
 
     def __str__(self) -> str:
+        if self.only_left < 0:
+            return f"{self.relation}: other columns {self.sample[0][1]} vs {self.sample[0][2]}"
         return (
             f"{self.relation}: {self.only_left} rows only on the left, {self.only_right} only on "
             f"the right ({self.left_rows} vs {self.right_rows} rows); e.g. {self.sample[:3]}"
@@ -46,16 +50,19 @@ def relations() -> list[str]:
     return [table for model in MODELS for table in model.writes]
 
 
-def compare(left: Path, right: Path) -> tuple[dict[str, int], list[Difference]]:
-    """The rows of each relation (left side) and the relations that differ."""
+def compare(
+    left: Path, right: Path, ignore: frozenset[str] = RUN_COLUMNS
+) -> tuple[dict[str, int], list[Difference]]:
+    """The rows of each relation (left side) and the relations that differ (the columns
+    ``ignore`` names left out)."""
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{left}' AS l (READ_ONLY)")
-        con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
+        for alias, path in (("l", left), ("r", right)):
+            con.execute(f"ATTACH {quote(str(path))} AS {alias} (READ_ONLY)")
         rows: dict[str, int] = {}
         differences = []
         for relation in relations():
-            difference = _compare_one(con, relation)
+            difference = _compare_one(con, relation, ignore)
             rows[relation] = difference.left_rows
             if difference.only_left or difference.only_right:
                 differences.append(difference)
@@ -64,9 +71,17 @@ def compare(left: Path, right: Path) -> tuple[dict[str, int], list[Difference]]:
         con.close()
 
 
-def _compare_one(con: duckdb.DuckDBPyConnection, relation: str) -> Difference:
+def _compare_one(
+    con: duckdb.DuckDBPyConnection, relation: str, ignore: frozenset[str] = RUN_COLUMNS
+) -> Difference:
     described = con.execute(f"DESCRIBE l.{relation}").fetchall()
-    columns = [(name, kind) for name, kind, *_ in described if name not in RUN_COLUMNS]
+    names = [
+        [row[0] for row in con.execute(f"DESCRIBE {side}.{relation}").fetchall()]
+        for side in ("l", "r")
+    ]
+    if names[0] != names[1]:  # the same columns, in the same order (types may differ: above)
+        return Difference(relation, -1, -1, 0, 0, [("columns", *names)])
+    columns = [(name, kind) for name, kind, *_ in described if name not in ignore]
     left = ", ".join(f'"{name}"' for name, _ in columns)
     right = ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind in columns)
     counts = [

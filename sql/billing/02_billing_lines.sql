@@ -152,10 +152,13 @@ SELECT p.*,
         || lpad(CAST(p.period_index AS VARCHAR), 3, '0')
         || CASE WHEN e.lines > 0 THEN '#' || (e.lines + 1) ELSE '' END AS line_id
 FROM priced p
-LEFT JOIN earlier e USING (enrollment_id, period_index, payee);
+LEFT JOIN earlier e  -- (ON, not USING: Spark puts the USING columns first in p.*)
+  ON e.enrollment_id = p.enrollment_id AND e.period_index = p.period_index
+ AND e.payee = p.payee;
 
 -- marts.billing_lines (a view): the line in force when issued, else the line due (the view
--- follows the ledger at once: a batch issued shows in it without a run)
+-- follows the ledger at once: a batch issued shows in it without a run; on Spark it is a table
+-- as of the last build, which `observance issue` and `reconcile` rebuild)
 CREATE OR REPLACE VIEW marts.billing_lines AS
 SELECT coalesce(f.line_id, d.line_id) AS line_id,
     d.claim_id, d.claim_status,
