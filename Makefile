@@ -28,11 +28,13 @@ demo: install  ## synthetic landing data (if none), full run, report
 test: install chromium java  ## the whole test suite (reports opened in headless Chromium, Spark parity)
 	$(RUN) pytest
 
-# Java 17 for the Spark engine's parity tests (tests/test_spark.py), installed with apt-get where
-# `java` is missing and JAVA_HOME is not set.
+# Java for the Spark engine's parity tests (tests/test_spark.py), installed with apt-get where
+# `java` is missing and JAVA_HOME is not set: 17, else the release's default (Spark 4 runs on 17
+# and 21).
 java:
 	@command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ] || \
-		{ $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends openjdk-17-jre-headless; }
+		{ $(SUDO) apt-get update -q && { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends openjdk-17-jre-headless || \
+		  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends default-jre-headless; }; }
 
 # Debian's chromium, for the browser test of the reports (tests/test_report.py); installed with
 # apt-get where missing (as root, or through sudo).
