@@ -1,8 +1,8 @@
 """The Spark engine (OBSERVANCE_ENGINE=spark): the adapter's rules, the check that rejects what
 it cannot map, and row-for-row parity with DuckDB on the rule scenarios and the demo landing.
 
-The parity tests need Java 17 and PySpark (`make test` installs the `spark` extra; Java is on
-the CI machines): without them they fail and say what to install, they are never skipped.
+The parity tests need Java 17 and PySpark (`make test` installs the `spark` extra, and Java
+where there is none): without them they fail and say what to install, they are never skipped.
 """
 
 from __future__ import annotations
