@@ -90,6 +90,15 @@ class Macros:
         self.scalar: dict[str, tuple[list[str], exp.Expression]] = {}
         self.table: dict[str, tuple[list[str], exp.Expression]] = {}
 
+    @classmethod
+    def of_reference(cls) -> Macros:
+        """The macros of sql/reference/macros.sql (``ref.paris_date``), which every model may
+        call."""
+        macros = cls()
+        for statement in parse(sql_text("reference/macros")):
+            macros.define(statement)
+        return macros
+
     def define(self, statement: exp.Create) -> None:
         function = statement.this
         name = function.this.name.lower()
@@ -332,9 +341,7 @@ def _in_join_condition(node: exp.Expression) -> bool:
 def model_problems(sql: str, as_of: date) -> list[str]:
     """``problems`` of every statement of a model's SQL text, its macros defined as they come
     (the variables SET by the SQL itself are bound to null: nothing runs)."""
-    macros = Macros()
-    for statement in parse(sql_text("reference/macros")):
-        macros.define(statement)
+    macros = Macros.of_reference()
     adapter = Adapter(runner_variables(as_of), macros)
     found = []
     for number, statement in enumerate(parse(sql), 1):

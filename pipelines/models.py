@@ -348,9 +348,7 @@ def _begin_incremental(con: duckdb.DuckDBPyConnection, model: Model, as_of: date
     if full:
         for table in (*model.writes, *model.compares_snapshots):
             drop_relation(con, table)
-        downstream = [m.name for m in descendants(model) if m.incremental]
-        if downstream:
-            con.execute("DELETE FROM ops.model_state WHERE list_contains(?, model)", [downstream])
+        _forget_downstream(con, model)
         log.info("%s is built in full", model.key)
     con.execute("SET VARIABLE full_build = ?", [full])
     con.execute("SET VARIABLE previous_as_of = ?", [None if full else state[0][2]])
@@ -452,11 +450,12 @@ def _after_spark(con: duckdb.DuckDBPyConnection, model: Model, as_of: date) -> N
     if model.then is not None:
         STEPS[model.then](con)
     if model.incremental or reads_only_loaded_data(model):
-        con.execute(
-            "INSERT OR REPLACE INTO ops.model_state (model, after_file_id, fingerprint, as_of) "
-            "VALUES (?, 0, ?, ?)",
-            [model.name, SPARK_FINGERPRINT, as_of],
-        )
+        _record_state(con, model, as_of, SPARK_FINGERPRINT)
+    _forget_downstream(con, model)
+
+
+def _forget_downstream(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """The incremental models downstream of ``model`` lose their state: built in full next."""
     downstream = [m.name for m in descendants(model) if m.incremental]
     if downstream:
         con.execute("DELETE FROM ops.model_state WHERE list_contains(?, model)", [downstream])

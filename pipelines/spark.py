@@ -154,21 +154,20 @@ class _ModelRun:
         self.root = engine.root
         self.con = con
         self.model = model
-        self.macros = Macros()
-        for statement in parse(sql_text("reference/macros")):
-            self.macros.define(statement)
+        self.macros = Macros.of_reference()
         self.adapter = Adapter(runner_variables(as_of), self.macros)
         self.created: dict[str, Path] = {}  # table (qualified, or a temporary name) -> folder
         self.schemas: dict[str, list[tuple[str, str]]] = {}  # its columns: (name, Spark type)
 
     # -- inputs ------------------------------------------------------------------------------
     def register_inputs(self) -> None:
+        from pipelines.models import changes_table  # (models imports this module)
+
         for relation in sorted(self.model.reads | set(self.model.compares)):
-            self._view(view_name(relation), self._input(relation))
+            self._input(relation).createOrReplaceTempView(view_name(relation))
         for table, columns in self.model.compares.items():  # full build: every row is new
-            listed = "*" if columns == ("*",) else ", ".join(columns)
-            name = f"{table.split('.')[1]}_changes"
-            self.spark.sql(f"SELECT {listed} FROM {view_name(table)}").createOrReplaceTempView(name)
+            changes = self.spark.sql(f"SELECT {', '.join(columns)} FROM {view_name(table)}")
+            changes.createOrReplaceTempView(changes_table(table))
 
     def _input(self, relation: str) -> DataFrame:
         if relation == "raw.transmissions":
@@ -184,9 +183,6 @@ class _ModelRun:
             "(FORMAT parquet, COMPRESSION zstd)"
         )
         return self.spark.read.parquet(_uri(target))
-
-    def _view(self, name: str, frame: DataFrame) -> None:
-        frame.createOrReplaceTempView(name)
 
     # -- statements ---------------------------------------------------------------------------
     def run(self, then: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
@@ -240,7 +236,7 @@ class _ModelRun:
         # a temporary view: Spark binds it to the files of its inputs when it is created (a
         # DuckDB view reads them when it is read): no model writes a table after a view of it
         if statement.kind == "VIEW" and temporary:
-            self._view(name, self._sql(statement.expression))
+            self._sql(statement.expression).createOrReplaceTempView(name)
             return
         if statement.args.get("exists") and name in self.created:
             return
@@ -307,7 +303,7 @@ class _ModelRun:
         self.created[name] = folder
         written = self.spark.read.parquet(_uri(folder))
         self.schemas[name] = [(f.name, f.dataType.simpleString()) for f in written.schema.fields]
-        self._view(name if temporary else view_name(name), written)
+        written.createOrReplaceTempView(name if temporary else view_name(name))
 
     # -- outputs ------------------------------------------------------------------------------
     def publish(self, then: Callable[[duckdb.DuckDBPyConnection], None]) -> None:

@@ -44,9 +44,9 @@ def engine(name: str) -> Iterator[None]:
 
 
 def adapt(sql: str, **variables) -> str:
-    adapter = dialect.Adapter(dialect.runner_variables(date(2026, 1, 5)) | variables)
-    for statement in dialect.parse(sql_text("reference/macros")):
-        adapter.macros.define(statement)
+    adapter = dialect.Adapter(
+        dialect.runner_variables(date(2026, 1, 5)) | variables, dialect.Macros.of_reference()
+    )
     *macros, statement = dialect.parse(sql)
     for macro in macros:
         adapter.macros.define(macro)

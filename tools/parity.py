@@ -74,11 +74,8 @@ def compare(
 def _compare_one(
     con: duckdb.DuckDBPyConnection, relation: str, ignore: frozenset[str] = RUN_COLUMNS
 ) -> Difference:
-    described = con.execute(f"DESCRIBE l.{relation}").fetchall()
-    names = [
-        [row[0] for row in con.execute(f"DESCRIBE {side}.{relation}").fetchall()]
-        for side in ("l", "r")
-    ]
+    described, other = (con.execute(f"DESCRIBE {side}.{relation}").fetchall() for side in "lr")
+    names = [[row[0] for row in side] for side in (described, other)]
     if names[0] != names[1]:  # the same columns, in the same order (types may differ: above)
         return Difference(relation, -1, -1, 0, 0, [("columns", *names)])
     columns = [(name, kind) for name, kind, *_ in described if name not in ignore]
